@@ -1,0 +1,31 @@
+"""sigverify: offline handwritten-signature verification."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    DatasetError,
+    ImageTooLarge,
+    InputError,
+    InvalidImage,
+    ModelError,
+    NoSignatureFound,
+    ReferencesError,
+    SigverifyError,
+)
+from .preprocess import PreprocessConfig, preprocess  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "preprocess",
+    "PreprocessConfig",
+    "SigverifyError",
+    "InputError",
+    "InvalidImage",
+    "ImageTooLarge",
+    "NoSignatureFound",
+    "DatasetError",
+    "ModelError",
+    "ReferencesError",
+]

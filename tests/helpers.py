@@ -1,0 +1,40 @@
+"""Small builders for synthetic datasets used by several test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from conftest import FORMATS
+
+
+def scribble(seed: int, height: int = 120, width: int = 260) -> np.ndarray:
+    """A distinct signature-like greyscale image per seed (dark strokes on light paper)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width), 235, dtype=np.uint8)
+    points = np.cumsum(rng.normal(0, 12, (12, 2)), axis=0) + [width / 2, height / 2]
+    points = np.clip(points, 5, [width - 5, height - 5]).astype(np.int32)
+    cv2.polylines(image, [points], False, 30, thickness=2, lineType=cv2.LINE_AA)
+    return image
+
+
+def write_generic(root: Path, writers: dict[str, tuple[int, int]], seed: int = 0) -> Path:
+    """ROOT/<writer>/genuine/*.png and ROOT/<writer>/forged/*.png with distinct images."""
+    counter = seed * 10_000
+    for writer, (n_genuine, n_forged) in writers.items():
+        for label, count in (("genuine", n_genuine), ("forged", n_forged)):
+            folder = root / writer / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                counter += 1
+                Image.fromarray(scribble(counter)).save(folder / f"{index + 1:02d}.png")
+    return root
+
+
+def touch_image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((FORMATS / "gray.png").read_bytes())

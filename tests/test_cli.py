@@ -1,0 +1,41 @@
+import argparse
+
+import pytest
+
+from sigverify.cli import build_parser, main
+
+
+def _all_command_paths(parser: argparse.ArgumentParser, prefix=()):
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_command_paths(sub, prefix + (name,))
+
+
+COMMANDS = list(_all_command_paths(build_parser()))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "sigverify")
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: sigverify" in capsys.readouterr().out
+
+
+def test_demo_runs(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "writers  3" in out
+    assert len(list(tmp_path.glob("*.png"))) == 21
+
+
+def test_preprocess_command(tmp_path, capsys):
+    from conftest import FORMATS
+
+    code = main(["preprocess", str(FORMATS / "gray.png"), str(FORMATS / "blank.png"), "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 3  # one of the two failed
+    assert (tmp_path / "gray.png").exists() and not (tmp_path / "blank.png").exists()
+    assert "blank.png" in captured.err and "gray.png" in captured.out
