@@ -31,9 +31,13 @@ def _print_json(value: object) -> None:
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
-    from .datasets.inspect import inspect_dataset
+    from .datasets.inspect import inspect_dataset, inspect_pages
+    from .datasets.tobacco import is_tobacco800
 
-    summary = inspect_dataset(args.path, layout=args.layout)
+    if is_tobacco800(args.path) and not args.layout:
+        summary = inspect_pages(args.path)
+    else:
+        summary = inspect_dataset(args.path, layout=args.layout)
     if args.json:
         _print_json(summary)
     else:
@@ -44,11 +48,17 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from .cache import load_or_build
     from .datasets import read_dataset
-    from .datasets.check import check_cache
+    from .datasets.check import check_cache, check_pages
+    from .datasets.tobacco import is_tobacco800
 
-    dataset = read_dataset(args.path, layout=args.layout)
-    cache = load_or_build(dataset.records, cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr))
-    report = check_cache(cache, near_duplicate_bits=args.near_bits)
+    if is_tobacco800(args.path) and not args.layout:
+        root = str(Path(args.path).resolve())
+        report = check_pages(root)
+    else:
+        dataset = read_dataset(args.path, layout=args.layout)
+        root = dataset.root
+        cache = load_or_build(dataset.records, cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr))
+        report = check_cache(cache, near_duplicate_bits=args.near_bits)
     if args.json:
         _print_json({"ok": report.ok, "counts": report.counts, "errors": report.errors, "warnings": report.warnings})
     else:
@@ -58,7 +68,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
             print(f"WARNING {line}")
         counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
         verdict = "OK" if report.ok else "FAILED"
-        print(f"{verdict}: {dataset.root}: {len(report.errors)} errors, {len(report.warnings)} warnings ({counts})")
+        print(f"{verdict}: {root}: {len(report.errors)} errors, {len(report.warnings)} warnings ({counts})")
     return 0 if report.ok else 1
 
 

@@ -94,3 +94,35 @@ def check_cache(cache: Cache, *, near_duplicate_bits: int = NEAR_DUPLICATE_BITS)
     _exact_groups(cache, cache.pixel_hash, "pixel", report, seen)
     _near_duplicates(cache, report, near_duplicate_bits)
     return report
+
+
+def check_pages(root: str, *, workers: int | None = None) -> CheckReport:
+    """Duplicate pages in a box-annotated page dataset (Tobacco-800).
+
+    Identical pages (bytes or pixels) with *different* ground truth are errors; with the same ground
+    truth they are warnings (they would leak across a split unless kept together).
+    """
+    import multiprocessing
+    import os
+
+    from .tobacco import page_hashes, read_tobacco800
+
+    pages = read_tobacco800(root)
+    workers = workers or os.cpu_count() or 1
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        hashes = pool.map(page_hashes, [p.path for p in pages], chunksize=8)
+    report = CheckReport(counts={"pages": len(pages)})
+    for column, kind in ((0, "byte"), (1, "pixel")):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, pair in enumerate(hashes):
+            groups[pair[column]].append(index)
+        for members in groups.values():
+            if len(members) < 2 or (column == 1 and len({hashes[i][0] for i in members}) == 1):
+                continue  # pixel duplicates that are byte duplicates were reported already
+            truths = {tuple(sorted((b.kind, *b.as_list()) for b in pages[i].boxes)) for i in members}
+            names = ", ".join(pages[i].path for i in members)
+            if len(truths) > 1:
+                report.errors.append(f"{kind}-identical pages with different ground truth: {names}")
+            else:
+                report.warnings.append(f"{kind}-identical pages: {names}")
+    return report

@@ -77,3 +77,44 @@ def inspect_dataset(root: str, layout: Optional[str] = None) -> dict:
         "odd": odd,
         "lines": lines,
     }
+
+
+def inspect_pages(root: str) -> dict:
+    """Summarise a page dataset with box ground truth (Tobacco-800)."""
+    from .tobacco import LOGO, read_tobacco800
+
+    pages = read_tobacco800(root)
+    signatures = [b for p in pages for b in p.signatures]
+    logos = [b for p in pages for b in p.boxes if b.kind == LOGO]
+    with_signature = sum(1 for p in pages if p.signatures)
+    authors = {b.author for b in signatures if b.author}
+    sizes = Counter((p.width, p.height) for p in pages)
+    dpis = Counter(p.dpi for p in pages)
+    odd = []
+    unnamed = sum(1 for b in signatures if not b.author)
+    if unnamed:
+        odd.append(f"{unnamed} signature boxes have no AuthorID")
+    tiny = [p.path for p in pages for b in p.signatures if b.width < 10 or b.height < 5]
+    if tiny:
+        odd.append(f"{len(tiny)} signature boxes are smaller than 10 x 5 px: {', '.join(tiny[:3])}")
+    lines = [
+        f"dataset  tobacco800 pages  ({root})",
+        f"pages    {len(pages)}: {with_signature} with a signature, {len(pages) - with_signature} without",
+        f"boxes    {len(signatures)} signatures (max {max(len(p.signatures) for p in pages)} on one page), {len(logos)} logos",
+        f"authors  {len(authors)} distinct AuthorID; overlapped {sum(1 for b in signatures if b.overlapped)} yes / {sum(1 for b in signatures if b.overlapped is False)} no",
+        "sizes    " + ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(4)),
+        "dpi      " + ", ".join(f"{d} ({n})" for d, n in dpis.most_common()),
+    ]
+    lines += [f"odd      {line}" for line in odd] or ["odd      nothing"]
+    return {
+        "root": root,
+        "dataset": "tobacco800",
+        "layout": "tobacco800",
+        "n_pages": len(pages),
+        "n_pages_with_signature": with_signature,
+        "n_signatures": len(signatures),
+        "n_logos": len(logos),
+        "n_authors": len(authors),
+        "odd": odd,
+        "lines": lines,
+    }
