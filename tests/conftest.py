@@ -40,3 +40,42 @@ def tobacco_root() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes preprocessed caches into a temporary folder, never ~/.cache."""
     monkeypatch.setenv("SIGVERIFY_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory) -> Path:
+    """A synthetic folder-per-writer dataset: 16 writers x 8 genuine + 3 forged (generic layout)."""
+    from helpers import write_toy_writers
+
+    return write_toy_writers(tmp_path_factory.mktemp("toy") / "toy", n_writers=16, n_genuine=8, n_forged=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, toy_data) -> Path:
+    """A tiny model really trained (seconds) on the toy data, with dev calibration and background."""
+    from sigverify.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-run")
+    config = TrainConfig(
+        data=[str(toy_data)],
+        out=str(out / "run"),
+        model="resnet-attn",
+        model_args={"depth": 10, "base_width": 8},
+        embedding_dim=16,
+        loss="triplet-semihard",
+        margin=0.5,
+        lr=3e-3,
+        warmup_steps=5,
+        epochs=4,
+        steps_per_epoch=10,
+        batch_writers=4,
+        per_writer=4,
+        forged_per_writer=1,
+        dev_fraction=0.25,
+        test_fraction=0.25,
+        preprocess={"height": 64, "width": 96},
+        threads=2,
+        cache_dir=str(out / "cache"),
+        name="tiny",
+    )
+    return train(config, log=lambda _: None, progress=False)

@@ -38,3 +38,32 @@ def write_generic(root: Path, writers: dict[str, tuple[int, int]], seed: int = 0
 def touch_image(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((FORMATS / "gray.png").read_bytes())
+
+
+def toy_signature(writer_seed: int, sample_seed: int, height: int = 120, width: int = 260) -> np.ndarray:
+    """A writer's template stroke (fixed by writer_seed) drawn with per-sample jitter."""
+    import cv2
+
+    template = np.random.default_rng(writer_seed)
+    points = np.cumsum(template.normal(0, 14, (10, 2)), axis=0)
+    points -= points.mean(axis=0)
+    jitter = np.random.default_rng(10_000 + sample_seed)
+    points = points * jitter.uniform(0.9, 1.1) + jitter.normal(0, 2.0, points.shape) + [width / 2, height / 2]
+    points = np.clip(points, 5, [width - 5, height - 5]).astype(np.int32)
+    image = np.full((height, width), 235, dtype=np.uint8)
+    cv2.polylines(image, [points], False, 30, thickness=2, lineType=cv2.LINE_AA)
+    return image
+
+
+def write_toy_writers(root: Path, n_writers: int, n_genuine: int, n_forged: int = 0) -> Path:
+    """Generic layout; forgeries of writer w are another template loosely resembling w's."""
+    sample = 0
+    for w in range(n_writers):
+        for label, count in (("genuine", n_genuine), ("forged", n_forged)):
+            folder = root / f"w{w:02d}" / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                sample += 1
+                writer_seed = w if label == "genuine" else 5000 + w * 7 + index
+                Image.fromarray(toy_signature(writer_seed, sample)).save(folder / f"{index + 1:02d}.png")
+    return root

@@ -121,6 +121,125 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=args.out)
 
 
+# ----------------------------------------------------------------------------- train
+
+# CLI flag -> TrainConfig field, for the flags that override the config file.
+TRAIN_FLAGS = {
+    "model": str, "loss": str, "margin": float, "lr": float, "weight_decay": float, "decay_steps": int,
+    "decay_rate": float, "epochs": int, "steps_per_epoch": int, "batch_writers": int, "per_writer": int,
+    "forged_per_writer": int, "seed": int, "split_seed": int, "dev_fraction": float, "test_fraction": float,
+    "split_file": str, "embedding_dim": int, "out": str, "threads": int, "max_minutes": float, "cache_dir": str,
+    "name": str,
+}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .train import TrainConfig, train
+
+    values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
+    if args.data:
+        values["data"] = args.data
+    for flag in TRAIN_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            values[flag] = value
+    for flag in ("staircase", "bf16", "augment"):
+        value = getattr(args, flag)
+        if value is not None:
+            values[flag] = value
+    if args.model_args:
+        values["model_args"] = json.loads(args.model_args)
+    config = TrainConfig.from_dict(values)
+    command = "sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        train(config, resume=args.resume, progress=not args.no_progress, command=command)
+    except (FileExistsError, ValueError) as exc:
+        print(f"sigverify: train: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ----------------------------------------------------------------------------- verify
+
+EXIT_CODES = {"genuine": 0, "forged": 1, "inconclusive": 2}
+
+
+def _expand_references(items: Sequence[str]) -> list[str]:
+    """Reference arguments: files, or folders (every image inside, sorted)."""
+    from .datasets import list_images
+
+    paths: list[str] = []
+    for item in items:
+        if Path(item).is_dir():
+            found = [str(p) for p in list_images(item)]
+            if not found:
+                raise SigverifyError(f"{item}: folder holds no images")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
+def _verify_line(query: str, result: dict) -> str:
+    line = (
+        f"{query}: {result['decision']} (score {result['score']:.3f}, threshold {result['threshold']:.3f}, "
+        f"{result['method']}, {result['n_references']} references, {result['time_ms']:.0f} ms)"
+    )
+    return line + "".join(f"\n  warning: {w}" for w in result["warnings"])
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .api import verify
+
+    if args.writer:
+        from .service.store import verify_enrolled
+
+        result = verify_enrolled(args.query, args.writer, db=args.db, model=args.model, method=args.method, threshold=args.threshold, client="cli")
+    else:
+        if not args.references:
+            print("sigverify: verify: give REFERENCE files/folders, or --writer W for an enrolled writer", file=sys.stderr)
+            return EXIT_ERROR
+        references = _expand_references(args.references)
+        result = verify(args.query, references, model=args.model, method=args.method, threshold=args.threshold, inconclusive_band=args.band, tta=args.tta)
+    if args.json:
+        _print_json(result)
+    else:
+        print(_verify_line(args.query, result))
+    return EXIT_CODES[result["decision"]]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .report import format_table, run_evaluation
+
+    methods = args.methods.split(",") if args.methods else None
+    kwargs = {"methods": methods} if methods else {}
+    report = run_evaluation(
+        args.data,
+        model=args.model if not args.train else None,
+        train_config=args.train,
+        folds=args.folds,
+        refs=args.refs,
+        draws=args.draws,
+        seed=args.seed,
+        runs_dir=args.runs_dir,
+        plots=args.plots,
+        controls=not args.no_controls,
+        log=lambda m: print(m, file=sys.stderr),
+        **kwargs,
+    )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=1)
+    print("\n".join(format_table(report["summary"], args.refs)))
+    for key, value in report["controls"].items():
+        print(f"control {key}: {value['mean']:.4f} +- {value['std']:.4f}")
+    print("best method: " + ", ".join(f"R={r}: {m}" for r, m in report["best_method"].items()))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -176,6 +295,68 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--preprocess", help="preprocessing parameters as JSON")
     cache.add_argument("--progress", action="store_true", help="show a progress bar")
     cache.set_defaults(handler=cmd_data_cache)
+
+    train = commands.add_parser(
+        "train",
+        help="train a Siamese model on one or more datasets",
+        description=(
+            "Train on the training writers of DATA (writer-disjoint train/dev/test split), select the "
+            "epoch with the best dev EER, calibrate on dev writers and write OUT/model.safetensors. "
+            "Settings come from --config (TOML, a [train] table) and are overridden by flags."
+        ),
+    )
+    train.add_argument("data", nargs="*", help="dataset folders (or `data` in the config)")
+    train.add_argument("--config", help="TOML file with a [train] table (see configs/)")
+    for flag, kind in TRAIN_FLAGS.items():
+        train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None)
+    train.add_argument("--model-args", help="backbone arguments as JSON, e.g. '{\"depth\": 18}'")
+    train.add_argument("--staircase", action=argparse.BooleanOptionalAction, default=None, help="step-wise lr decay")
+    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 autocast on CPU")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="training augmentation")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(handler=cmd_train)
+
+    from .methods import METHODS
+
+    verify = commands.add_parser(
+        "verify",
+        help="verify a questioned signature against references (exit 0 genuine, 1 forged, 2 inconclusive, 3 error)",
+        description="Verify QUERY against REFERENCE images (files or folders), or against an enrolled writer with --writer.",
+    )
+    verify.add_argument("query", help="the questioned signature image")
+    verify.add_argument("references", nargs="*", help="reference images or folders of them")
+    verify.add_argument("--writer", help="verify against this enrolled writer's references instead")
+    verify.add_argument("--db", help="enrollment store (SQLAlchemy URL or SQLite file) for --writer")
+    verify.add_argument("--model", help="model file (default: the shipped model)")
+    verify.add_argument("--method", default="fusion-mean", choices=METHODS, help="decision method (default fusion-mean)")
+    verify.add_argument("--threshold", type=float, help="decision threshold on the 0..1 score (default: the model's)")
+    verify.add_argument("--band", type=float, default=0.1, help="width of the inconclusive band around the threshold")
+    verify.add_argument("--tta", action="store_true", help="test-time augmentation (small rotations and scales)")
+    verify.add_argument("--json", action="store_true", help="print the full result as JSON")
+    verify.set_defaults(handler=cmd_verify)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="writer-disjoint evaluation report (EER, FAR, FRR, AUC, controls, plots)",
+        description=(
+            "Evaluate --model on the writers of DATA it never saw, or with --train CONFIG retrain per fold "
+            "so every writer is tested once by a model that never saw it. Thresholds come from dev writers."
+        ),
+    )
+    evaluate.add_argument("data", nargs="+", help="dataset folders")
+    evaluate.add_argument("--model", help="model file (default: the shipped model)")
+    evaluate.add_argument("--train", metavar="CONFIG", help="retrain on each fold's training writers from this TOML config")
+    evaluate.add_argument("--folds", type=int, default=5, help="folds with --train (default 5)")
+    evaluate.add_argument("--refs", type=int, nargs="+", default=[12], help="reference counts R (default 12)")
+    evaluate.add_argument("--draws", type=int, default=3, help="random reference draws per writer (default 3)")
+    evaluate.add_argument("--methods", help="comma-separated methods (default: all)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--runs-dir", default="runs/evaluate", help="where fold models are trained (reused if present)")
+    evaluate.add_argument("--json", help="write the full report here")
+    evaluate.add_argument("--plots", help="write ROC/DET/histogram/confusion plots into this folder")
+    evaluate.add_argument("--no-controls", action="store_true", help="skip the probe and shuffled-reference controls")
+    evaluate.set_defaults(handler=cmd_evaluate)
     return parser
 
 
@@ -184,7 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except SigverifyError as exc:
+    except (SigverifyError, ValueError, OSError) as exc:
         print(f"sigverify: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # `sigverify ... | head` closed the pipe: not an error

@@ -1,0 +1,279 @@
+"""The Python facade: ``load_model``, ``represent``, ``verify``.
+
+>>> import sigverify
+>>> result = sigverify.verify("questioned.png", ["ref1.png", "ref2.png", "ref3.png"])  # doctest: +SKIP
+>>> result["decision"], round(result["score"], 3), result["threshold"]                 # doctest: +SKIP
+('genuine', 0.912, 0.5)
+
+Models are built once per path and cached (thread-safe); every image goes through the model's own
+preprocessing. Results are plain dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .calibration import pick_entry, to_probability
+from .errors import InvalidImage, ModelError, ReferencesError
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_gray, read_bytes
+from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, distances, raw_scores, reference_spread
+from .models.artifact import ModelArtifact, load_artifact
+from .models.siamese import embed_images
+from .preprocess import preprocess_gray, tta_variants
+
+DEFAULT_METHOD = "fusion-mean"
+DEFAULT_INCONCLUSIVE_BAND = 0.1
+DECISIONS = ("genuine", "forged", "inconclusive")
+
+_models: dict[str, ModelArtifact] = {}
+_models_lock = threading.Lock()
+
+ModelLike = Union[None, str, os.PathLike, ModelArtifact]
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (``$SIGVERIFY_MODEL`` overrides it)."""
+    override = os.environ.get("SIGVERIFY_MODEL")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("sigverify") / "weights" / "default.safetensors"))
+
+
+def load_model(model: ModelLike = None) -> ModelArtifact:
+    """Load (once, then from the cache) a model artifact; no argument: the shipped default."""
+    if isinstance(model, ModelArtifact):
+        return model
+    path = Path(model) if model is not None else default_model_path()
+    key = str(path.resolve())
+    with _models_lock:
+        if key not in _models:
+            if not path.is_file():
+                hint = " (the default model ships in the package; rebuild it with scripts/train_default.sh)" if model is None else ""
+                raise ModelError(f"{path}: no such model file{hint}")
+            _models[key] = load_artifact(path)
+        return _models[key]
+
+
+def _content_id(source: ImageSource, gray: np.ndarray) -> tuple[Optional[str], str]:
+    """(sha256 of the encoded bytes when there are any, sha256 of the decoded pixels)."""
+    data = None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        try:
+            data = Path(source).read_bytes()
+        except OSError:
+            data = None
+    byte_hash = hashlib.sha256(data).hexdigest() if data is not None else None
+    pixel_hash = hashlib.sha256(np.asarray(gray.shape).tobytes() + gray.tobytes()).hexdigest()
+    return byte_hash, pixel_hash
+
+
+class _Prepared:
+    """A decoded, preprocessed image with its content hashes."""
+
+    def __init__(self, source: ImageSource, artifact: ModelArtifact, max_pixels: int) -> None:
+        self.name = describe_source(source)
+        if hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
+            source = read_bytes(source)  # a stream can be read once: keep its bytes
+        gray = load_gray(source, max_pixels=max_pixels)
+        self.byte_hash, self.pixel_hash = _content_id(source, gray)
+        self.image = preprocess_gray(gray, artifact.preprocess, name=self.name)
+
+
+def _is_embedding(item: Any, dim: int) -> bool:
+    return isinstance(item, np.ndarray) and item.ndim == 1 and np.issubdtype(item.dtype, np.floating) and len(item) == dim
+
+
+def _embed_prepared(artifact: ModelArtifact, images: np.ndarray, tta: bool, bf16: bool) -> np.ndarray:
+    if not tta:
+        return embed_images(artifact.network, images, bf16=bf16)
+    variants = np.stack([tta_variants(image) for image in images])  # N x V x H x W
+    n, v = variants.shape[:2]
+    flat = embed_images(artifact.network, variants.reshape(n * v, *variants.shape[2:]), bf16=bf16)
+    mean = flat.reshape(n, v, -1).mean(axis=1)
+    return mean / np.linalg.norm(mean, axis=1, keepdims=True)
+
+
+def represent(
+    images: Union[ImageSource, Sequence[ImageSource]],
+    model: ModelLike = None,
+    *,
+    tta: bool = False,
+    bf16: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Embed signature images with a model (batched).
+
+    Parameters
+    ----------
+    images
+        One image, or a list/tuple of images: paths, bytes, NumPy arrays or PIL images.
+    tta
+        Average the embeddings of small rotations/scales of each image.
+    bf16
+        bfloat16 inference (fast on CPUs with AMX); False for bit-exact fp32.
+
+    Returns
+    -------
+    np.ndarray
+        ``N x D`` float32, L2-normalised.
+    """
+    artifact = load_model(model)
+    if not isinstance(images, (list, tuple)):
+        images = [images]  # one image (a NumPy array is always one image; pass a list for several)
+    if not images:
+        return np.zeros((0, artifact.network.embedding_dim), dtype=np.float32)
+    prepared = np.stack([_Prepared(source, artifact, max_pixels).image for source in images])
+    return _embed_prepared(artifact, prepared, tta, bf16)
+
+
+def _decide(score: float, threshold: float, band: float) -> str:
+    if abs(score - threshold) < band / 2:
+        return "inconclusive"
+    return "genuine" if score >= threshold else "forged"
+
+
+def verify(
+    query: ImageSource,
+    references: Sequence[Any],
+    *,
+    model: ModelLike = None,
+    threshold: Optional[float] = None,
+    method: str = DEFAULT_METHOD,
+    inconclusive_band: float = DEFAULT_INCONCLUSIVE_BAND,
+    tta: bool = False,
+    bf16: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict[str, Any]:
+    """Does the query signature come from the writer of the references?
+
+    Parameters
+    ----------
+    query
+        The questioned signature: path, bytes, NumPy array or PIL image.
+    references
+        The writer's genuine references: images as above, or precomputed embeddings (1-D float
+        arrays of the model's size, e.g. from :func:`represent`), or a ``R x D`` float array of them.
+    threshold
+        Decision threshold on the calibrated score (0..1); default: the model's, fixed on dev writers
+        for this method and the nearest reference count.
+    method
+        One of :data:`sigverify.methods.METHODS`.
+    inconclusive_band
+        Width of the band around the threshold whose scores are ``"inconclusive"`` (0 disables it).
+
+    Returns
+    -------
+    dict
+        ``verified``, ``decision`` (genuine | forged | inconclusive), ``score`` (calibrated
+        probability of genuine), ``threshold``, ``method``, ``model``, ``n_references``,
+        ``per_reference`` (calibrated single-pair score per reference), ``warnings``, ``flags``,
+        ``time_ms``.
+    """
+    started = time.perf_counter()
+    artifact = load_model(model)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if not 0 <= inconclusive_band < 1:
+        raise ValueError("inconclusive_band must be in [0, 1)")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise ValueError("threshold is a calibrated probability, in [0, 1]")
+    dim = artifact.network.embedding_dim
+    if isinstance(references, np.ndarray) and references.ndim == 2 and np.issubdtype(references.dtype, np.floating) and references.shape[1] == dim:
+        references = list(references)
+    if isinstance(references, (str, os.PathLike, bytes)) or references is None:
+        raise ReferencesError("references", "pass a list of reference images or embeddings")
+    references = list(references)
+    if not references:
+        raise ReferencesError("references", "no references given")
+
+    warnings_out: list[str] = []
+    flags: list[str] = []
+    query_prepared = _Prepared(query, artifact, max_pixels)
+    ref_images, ref_embeddings, ref_prepared = [], {}, []
+    for position, item in enumerate(references):
+        if _is_embedding(item, dim):
+            ref_embeddings[position] = np.asarray(item, dtype=np.float32)
+        elif isinstance(item, np.ndarray) and item.ndim == 1:
+            raise ReferencesError(f"reference {position}", f"a 1-D array must be an embedding of size {dim}, got {item.shape} {item.dtype}")
+        else:
+            prepared = _Prepared(item, artifact, max_pixels)
+            ref_prepared.append(prepared)
+            ref_images.append((position, prepared.image))
+
+    batch = np.stack([query_prepared.image] + [image for _, image in ref_images])
+    embedded = _embed_prepared(artifact, batch, tta, bf16)
+    query_embedding = embedded[:1]
+    for (position, _), embedding in zip(ref_images, embedded[1:]):
+        ref_embeddings[position] = embedding
+    refs = np.stack([ref_embeddings[i] for i in range(len(references))])
+    refs = refs / np.linalg.norm(refs, axis=1, keepdims=True)
+    n_refs = len(refs)
+
+    # Reference quality.
+    if n_refs < 3:
+        warnings_out.append(f"only {n_refs} reference(s): 3 or more give far more reliable decisions")
+    seen: dict[str, int] = {}
+    for index, prepared in enumerate(ref_prepared):
+        if prepared.pixel_hash in seen:
+            warnings_out.append(f"references {prepared.name} and {ref_prepared[seen[prepared.pixel_hash]].name} are identical")
+        seen.setdefault(prepared.pixel_hash, index)
+    distance_threshold = artifact.thresholds.get("distance")
+    if n_refs >= 3 and distance_threshold is not None:
+        pairwise = distances(refs, refs)
+        mean_to_others = pairwise.sum(1) / (n_refs - 1)
+        outliers = [i for i in range(n_refs) if mean_to_others[i] > distance_threshold]
+        if outliers:
+            warnings_out.append(
+                f"references {outliers} are inconsistent with the others (mean distance above the one-reference threshold "
+                f"{distance_threshold:.3f}): are they all the same writer's genuine signatures?"
+            )
+    copies = [p.name for p in ref_prepared if p.pixel_hash == query_prepared.pixel_hash or (p.byte_hash and p.byte_hash == query_prepared.byte_hash)]
+    if copies:
+        flags.append("query_identical_to_reference")
+        warnings_out.append(f"the query is identical to reference {copies[0]}: a copy, not a new signature")
+
+    # Score.
+    effective_method = method
+    if method in NEEDS_TWO_REFERENCES and n_refs < 2:
+        raise ReferencesError("references", f"method {method} needs at least 2 references")
+    background = artifact.background if method in NEEDS_BACKGROUND else None
+    if method in NEEDS_BACKGROUND and background is None:
+        raise ModelError(f"model {artifact.name} has no background set for {method}")
+    raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0)
+    calibration = artifact.calibration
+    entry = pick_entry(calibration, effective_method, n_refs)
+    score = float(to_probability(entry, raw)[0])
+    decision_threshold = float(entry["threshold"] if threshold is None else threshold)
+    single_entry = pick_entry(calibration, "single", 1)
+    per_reference = [float(p) for p in to_probability(single_entry, -distances(query_embedding, refs)[0])]
+
+    decision = _decide(score, decision_threshold, inconclusive_band)
+    if flags:
+        decision = "inconclusive"  # a copied reference must go to a person
+    return {
+        "verified": decision == "genuine",
+        "decision": decision,
+        "score": score,
+        "threshold": decision_threshold,
+        "method": method,
+        "model": artifact.name,
+        "model_version": artifact.version,
+        "n_references": n_refs,
+        "per_reference": per_reference,
+        "inconclusive_band": inconclusive_band,
+        "warnings": warnings_out,
+        "flags": flags,
+        "time_ms": round((time.perf_counter() - started) * 1000, 1),
+    }

@@ -1,0 +1,116 @@
+"""Score calibration and decision thresholds, fitted on development writers only.
+
+For every method and several reference counts R (:data:`CALIBRATION_REFS`), the multi-reference
+protocol is run on the dev writers; the decision threshold is the raw score at the dev EER between
+genuine queries and skilled forgeries (random ones when dev writers have no skilled forgeries), and a
+monotone map (logistic, or isotonic) turns raw scores into the probability that the query is
+genuine, fitted with balanced classes so that the dev-EER point sits near 0.5. At verification time
+the entry fitted with the nearest R is used.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .datasets import Record
+from .methods import METHODS, NEEDS_BACKGROUND
+from .metrics import eer
+from .protocol import multi_reference_trials, score_trials
+
+CALIBRATION_REFS = (1, 3, 5, 12)
+CALIBRATIONS = ("logistic", "isotonic")
+
+
+def fit_entry(labels: np.ndarray, kinds: np.ndarray, scores: np.ndarray, kind: str = "logistic") -> dict[str, Any]:
+    """Fit one calibration entry (threshold + probability map) on scored dev queries."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    negatives = "skilled" if (kinds == "skilled").any() else "random"
+    chosen = (kinds == "genuine") | (kinds == negatives)
+    y, s = labels[chosen], scores[chosen]
+    dev_eer, threshold = eer(y, s)
+    weights = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (y == 0).sum()))
+    entry: dict[str, Any] = {"threshold_raw": float(threshold), "dev_eer": float(dev_eer), "negatives": negatives, "n": int(len(y))}
+    if kind == "logistic":
+        # Standardise first: raw scores of some methods span 1e-3, others 10.
+        mean, std = float(s.mean()), float(s.std() or 1.0)
+        model = LogisticRegression(C=1e4).fit(((s - mean) / std).reshape(-1, 1), y, sample_weight=weights * len(y))
+        entry.update(method="logistic", coef=float(model.coef_[0, 0]) / std, intercept=float(model.intercept_[0]) - float(model.coef_[0, 0]) * mean / std)
+    elif kind == "isotonic":
+        model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s, y, sample_weight=weights)
+        entry.update(method="isotonic", x=[float(v) for v in model.X_thresholds_], y=[float(v) for v in model.y_thresholds_])
+    else:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}")
+    entry["threshold"] = float(to_probability(entry, np.array([threshold]))[0])
+    return entry
+
+
+def to_probability(entry: dict[str, Any], raw: np.ndarray) -> np.ndarray:
+    """Map raw scores to calibrated probabilities with one calibration entry."""
+    raw = np.asarray(raw, dtype=float)
+    if entry["method"] == "logistic":
+        return 1.0 / (1.0 + np.exp(-(entry["coef"] * raw + entry["intercept"])))
+    return np.interp(raw, entry["x"], entry["y"])
+
+
+def pick_entry(calibration: dict[str, Any], method: str, n_refs: int) -> dict[str, Any]:
+    """The entry of ``method`` fitted with the reference count nearest to ``n_refs`` (log scale)."""
+    if method not in calibration:
+        raise KeyError(f"the model has no calibration for method {method!r}")
+    entries = calibration[method]
+    best = min(entries, key=lambda r: abs(math.log(int(r)) - math.log(max(1, n_refs))))
+    return entries[best]
+
+
+def calibrate_methods(
+    embeddings: np.ndarray,
+    records: Sequence[Record],
+    *,
+    background: Optional[np.ndarray],
+    vote_distance: float,
+    methods: Sequence[str] = METHODS,
+    refs: Sequence[int] = CALIBRATION_REFS,
+    draws: int = 3,
+    seed: int = 0,
+    kind: str = "logistic",
+    content_ids: Optional[Sequence[str]] = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Fit ``{method: {str(R): entry}}`` on dev writers' embeddings (``records`` are dev writers only)."""
+    calibration: dict[str, dict[str, dict[str, Any]]] = {}
+    for n_refs in refs:
+        trial_set = multi_reference_trials(records, n_refs, draws=draws, seed=seed, content_ids=content_ids)
+        if not trial_set.trials:
+            continue
+        for method in methods:
+            if method in NEEDS_BACKGROUND and background is None:
+                continue
+            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance)
+            if scored is None or len(set(scored.labels.tolist())) < 2:
+                continue
+            entry = fit_entry(scored.labels, scored.kinds, scored.scores, kind)
+            entry["n_writers"] = len({t.writer for t in trial_set.trials})
+            calibration.setdefault(method, {})[str(n_refs)] = entry
+    return calibration
+
+
+def background_sample(records: Sequence[Record], *, per_writer: int = 8, limit: int = 600, seed: int = 0) -> np.ndarray:
+    """Indices of genuine signatures of the given (training) writers, for WD negatives."""
+    from collections import defaultdict
+
+    rng = np.random.default_rng(seed)
+    by_writer = defaultdict(list)
+    for index, record in enumerate(records):
+        if record.is_genuine:
+            by_writer[record.writer_key].append(index)
+    chosen = []
+    for writer in sorted(by_writer):
+        pool = by_writer[writer]
+        chosen += [int(i) for i in rng.choice(pool, size=min(per_writer, len(pool)), replace=False)]
+    chosen = np.array(sorted(chosen), dtype=np.int64)
+    if len(chosen) > limit:
+        chosen = np.sort(rng.choice(chosen, size=limit, replace=False))
+    return chosen

@@ -1,0 +1,106 @@
+"""Decision methods: how a query's embedding is scored against a writer's reference embeddings.
+
+Every method maps ``R`` reference embeddings and ``Q`` query embeddings (all L2-normalised) to ``Q``
+raw scores, higher = more likely genuine. Raw scores are then calibrated to probabilities (see
+:mod:`sigverify.calibration`).
+
+``single``            minus the distance to the first reference (the plain Siamese pair score)
+``fusion-mean|max|median|min``   per-reference similarities (minus distance) fused
+``vote``              share of references within the one-reference distance threshold (majority
+                      voting); ties broken by the mean similarity, scaled by 1e-3
+``writer-threshold``  mean distance to the references divided by the references' own mean
+                      pairwise distance, negated: a per-writer threshold from the references' spread
+``wd-logreg``, ``wd-svm``   writer-dependent classifiers trained on the references (positives)
+                      against a background set of other writers' genuine signatures (negatives);
+                      logistic regression, or an RBF SVM, on the Siamese embeddings
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+FUSIONS = {
+    "fusion-mean": np.mean,
+    "fusion-max": np.max,
+    "fusion-median": np.median,
+    "fusion-min": np.min,
+}
+METHODS = ("single", *FUSIONS, "vote", "writer-threshold", "wd-logreg", "wd-svm")
+NEEDS_BACKGROUND = {"wd-logreg", "wd-svm"}
+NEEDS_TWO_REFERENCES = {"writer-threshold"}
+
+
+def distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``len(first) x len(second)`` Euclidean distances."""
+    squared = (first**2).sum(1)[:, None] + (second**2).sum(1)[None, :] - 2 * first @ second.T
+    return np.sqrt(np.clip(squared, 0, None))
+
+
+def reference_spread(references: np.ndarray) -> float:
+    """Mean pairwise distance among a writer's references (0 for a single reference)."""
+    if len(references) < 2:
+        return 0.0
+    d = distances(references, references)
+    return float(d[np.triu_indices(len(references), 1)].mean())
+
+
+def raw_scores(
+    method: str,
+    references: np.ndarray,
+    queries: np.ndarray,
+    *,
+    background: Optional[np.ndarray] = None,
+    vote_distance: Optional[float] = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Raw scores of ``queries`` (``Q x D``) against one writer's ``references`` (``R x D``).
+
+    Parameters
+    ----------
+    background
+        ``B x D`` genuine embeddings of other writers (never the evaluated ones); WD methods only.
+    vote_distance
+        The one-reference distance threshold, for ``vote``.
+
+    Returns
+    -------
+    np.ndarray
+        ``Q`` float scores, higher = more likely genuine.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if len(references) == 0:
+        raise ValueError("no references")
+    d = distances(queries, references)  # Q x R
+    if method == "single":
+        return -d[:, 0]
+    if method in FUSIONS:
+        return FUSIONS[method](-d, axis=1)
+    if method == "vote":
+        if vote_distance is None:
+            raise ValueError("vote needs the one-reference distance threshold")
+        return (d <= vote_distance).mean(axis=1) - 1e-3 * d.mean(axis=1)
+    if method == "writer-threshold":
+        if len(references) < 2:
+            raise ValueError("writer-threshold needs at least 2 references")
+        return -d.mean(axis=1) / max(reference_spread(references), 1e-6)
+    if background is None or len(background) == 0:
+        raise ValueError(f"{method} needs a background set of other writers' embeddings")
+    return _writer_dependent(method, references, queries, background, seed)
+
+
+def _writer_dependent(method: str, references: np.ndarray, queries: np.ndarray, background: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    features = np.concatenate([references, background])
+    targets = np.concatenate([np.ones(len(references)), np.zeros(len(background))])
+    if method == "wd-logreg":
+        classifier = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+    else:
+        # Embeddings are unit vectors: gamma 1 puts the RBF's length scale at their typical spacing.
+        classifier = SVC(kernel="rbf", C=1.0, gamma=1.0, class_weight="balanced", random_state=seed)
+    classifier.fit(features, targets)
+    return classifier.decision_function(queries)

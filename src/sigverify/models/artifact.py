@@ -1,0 +1,181 @@
+"""Model artifacts: one ``.safetensors`` file holding the weights (fp16) and, in its header, the JSON
+metadata needed to rebuild and trust the model. Loading never unpickles anything.
+
+Metadata (``sigverify`` key of the safetensors header), format 1::
+
+    format, sigverify_version, name, created
+    architecture: {"name": ..., "args": {...}}, embedding_dim, pair_head
+    preprocess: PreprocessConfig.to_dict()
+    training: data, split (train/dev/test writer keys), seed, command, config, epochs, wall time, machine
+    thresholds: {"distance": ..., ...}     decision thresholds fixed on development writers
+    calibration: {...}                      score -> probability maps fitted on development writers
+    dev_metrics: {...}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..preprocess import PreprocessConfig
+from .siamese import SiameseModel
+
+FORMAT_VERSION = 1
+METADATA_KEY = "sigverify"
+REQUIRED_KEYS = ("format", "architecture", "embedding_dim", "preprocess")
+
+
+@dataclass
+class ModelArtifact:
+    """A loaded model: the network (eval mode, fp32), its preprocessing and its metadata."""
+
+    network: SiameseModel
+    metadata: dict[str, Any]
+    path: Optional[str] = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    preprocess: PreprocessConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or (Path(self.path).stem if self.path else "model"))
+
+    @property
+    def version(self) -> str:
+        """Identifies the weights: embeddings from different versions must not be mixed."""
+        return str(self.metadata.get("version") or self.name)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(self.metadata.get("thresholds", {}))
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        return dict(self.metadata.get("calibration", {}))
+
+    @property
+    def background(self) -> Optional[np.ndarray]:
+        """Genuine embeddings of training writers (negatives of the writer-dependent classifiers)."""
+        tensor = self.extras.get("background")
+        return None if tensor is None else tensor.float().numpy()
+
+
+EXTRA_PREFIX = "extra."
+
+
+def save_model(
+    path: str | Path,
+    network: SiameseModel,
+    metadata: dict[str, Any],
+    *,
+    half: bool = True,
+    extras: Optional[dict[str, torch.Tensor]] = None,
+) -> Path:
+    """Write ``network``'s weights, ``extras`` (e.g. the background embeddings) and ``metadata`` to
+    one safetensors file (atomically)."""
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    meta = dict(metadata)
+    meta.setdefault("format", FORMAT_VERSION)
+    meta.setdefault("sigverify_version", __version__)
+    meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    meta["architecture"] = {"name": network.architecture, "args": network.architecture_args}
+    meta["embedding_dim"] = network.embedding_dim
+    meta["pair_head"] = network.pair_head is not None
+    meta["weights_dtype"] = "float16" if half else "float32"
+    tensors = {}
+    for key, value in network.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        tensors[key] = value.half() if half and value.is_floating_point() else value
+    for key, value in (extras or {}).items():
+        value = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors[EXTRA_PREFIX + key] = value.half() if half and value.is_floating_point() else value
+    meta["extras"] = sorted(extras or {})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of an artifact, without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise ModelError(f"{path}: not a readable safetensors model (truncated or corrupt?): {exc}") from None
+    if METADATA_KEY not in header:
+        raise ModelError(f"{path}: safetensors file without sigverify metadata")
+    try:
+        metadata = json.loads(header[METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: metadata is not valid JSON ({exc})") from None
+    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    if missing:
+        raise ModelError(f"{path}: metadata lacks {', '.join(missing)}")
+    if metadata["format"] > FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {metadata['format']} is newer than this sigverify ({FORMAT_VERSION})")
+    return metadata
+
+
+def load_artifact(path: str | Path) -> ModelArtifact:
+    """Load a model artifact, checking that its weights match its declared architecture.
+
+    Raises
+    ------
+    ModelError
+        Missing, truncated or corrupt file; metadata missing or inconsistent; weights that do not
+        fit the declared architecture.
+    """
+    from safetensors.torch import load_file
+
+    metadata = read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: weights unreadable (truncated or corrupt?): {exc}") from None
+    extras = {k[len(EXTRA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
+    if sorted(extras) != sorted(metadata.get("extras", [])):
+        raise ModelError(f"{path}: extra tensors {sorted(extras)} differ from the declared {metadata.get('extras', [])}")
+    architecture = metadata["architecture"]
+    try:
+        network = SiameseModel(architecture["name"], architecture.get("args", {}), pair_head=bool(metadata.get("pair_head")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot build declared architecture {architecture!r}: {exc}") from None
+    if network.embedding_dim != metadata["embedding_dim"]:
+        raise ModelError(f"{path}: declared embedding size {metadata['embedding_dim']} != architecture's {network.embedding_dim}")
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing {missing[:3]}")
+        if unexpected:
+            details.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            details.append(f"wrong shape {wrong[:3]}")
+        raise ModelError(f"{path}: weights do not match the declared architecture {architecture['name']}: " + "; ".join(details))
+    network.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
+    network.eval()
+    return ModelArtifact(network=network, metadata=metadata, path=str(path), extras=extras)

@@ -1,0 +1,395 @@
+"""``sigverify evaluate``: the honest evaluation report.
+
+Protocol (see :mod:`sigverify.protocol`): writer-disjoint; for each test writer, R references drawn
+at random from its genuine signatures (``draws`` times); queries are its remaining genuine
+signatures, all its skilled forgeries and random forgeries (other test writers' genuine). Every
+decision threshold and probability map comes from the model's calibration, fitted on development
+writers before any test writer is touched. Figures are reported as mean and std over folds x draws.
+
+Two ways to run it:
+
+* with a model (``--model``): the test writers are the dataset's writers the model never saw (all of
+  them for a dataset it was not trained on: the cross-dataset setting);
+* with ``--train CONFIG``: k folds over the dataset's writers; each fold trains a model from the
+  config on the fold's training writers, calibrates on its dev writers and is tested on the fold's
+  writers, so every writer is tested exactly once by a model that never saw it.
+
+Controls, in the same report:
+
+* reference-blind probes: logistic regressions that see only the query (its pixels and ink
+  histogram; or its embedding), trained on training writers' genuine vs skilled forgeries, scored by
+  AUC on the test writers. Near 0.5 means the images alone do not give the answer away.
+* shuffled references: the references come from another test writer; the EER must be far worse.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .cache import Cache, load_or_build
+from .calibration import pick_entry, to_probability
+from .datasets import FORGED, GENUINE, read_dataset
+from .evaluation import summarise, trial_metrics
+from .methods import METHODS, NEEDS_BACKGROUND
+from .models.artifact import ModelArtifact, load_artifact
+from .models.siamese import embed_images
+from .protocol import multi_reference_trials, score_trials
+from .splits import assert_writer_disjoint, fold_split
+
+
+def seen_writers(artifact: ModelArtifact) -> set[str]:
+    """Writers whose images influenced the model: its training and its calibration (dev) writers."""
+    split = artifact.metadata.get("training", {}).get("split", {})
+    return set(split.get("train", [])) | set(split.get("dev", []))
+
+
+def _probe_features(images: np.ndarray) -> np.ndarray:
+    """What a reference-blind probe sees: a 30 x 44 thumbnail and a 16-bin ink histogram."""
+    import cv2
+
+    thumbs = np.stack([cv2.resize(image, (44, 30), interpolation=cv2.INTER_AREA) for image in images]).reshape(len(images), -1) / 255.0
+    histograms = np.stack([np.histogram(image[image > 0], bins=16, range=(1, 256))[0] for image in images]).astype(float)
+    histograms /= np.maximum(histograms.sum(1, keepdims=True), 1)
+    return np.concatenate([thumbs, histograms], axis=1)
+
+
+def reference_blind_probes(cache: Cache, train_idx: np.ndarray, test_idx: np.ndarray, embeddings_train: np.ndarray, embeddings_test: np.ndarray) -> dict[str, float]:
+    """AUC on test writers of query-only classifiers (genuine vs skilled) trained on training writers."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y_train = np.array([cache.records[i].label == GENUINE for i in train_idx], dtype=int)
+    y_test = np.array([cache.records[i].label == GENUINE for i in test_idx], dtype=int)
+    if len(set(y_train)) < 2 or len(set(y_test)) < 2:
+        return {}
+    result = {}
+    for name, x_train, x_test in (
+        ("probe_pixels_auc", _probe_features(cache.images[train_idx]), _probe_features(cache.images[test_idx])),
+        ("probe_embedding_auc", embeddings_train, embeddings_test),
+    ):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+        probe.fit(x_train, y_train)
+        result[name] = float(roc_auc_score(y_test, probe.predict_proba(x_test)[:, 1]))
+    return result
+
+
+def evaluate_split(
+    artifact: ModelArtifact,
+    cache: Cache,
+    test_writers: Sequence[str],
+    *,
+    train_writers: Sequence[str] = (),
+    refs: Sequence[int] = (12,),
+    draws: int = 3,
+    methods: Sequence[str] = METHODS,
+    seed: int = 0,
+    controls: bool = True,
+    bf16: bool = True,
+    collect_scores: bool = False,
+) -> dict[str, Any]:
+    """Run the protocol for one model on its test writers.
+
+    Returns
+    -------
+    dict
+        ``{"runs": {method: {str(R): [per-draw figures]}}, "controls": {...}, "scores": ...}``.
+    """
+    seen = seen_writers(artifact)
+    assert_writer_disjoint(seen=sorted(seen), test=sorted(test_writers))
+    writer_keys = np.array([r.writer_key for r in cache.records])
+    test_idx = np.flatnonzero(np.isin(writer_keys, list(test_writers)))
+    if len(test_idx) == 0:
+        raise ValueError("no test images")
+    records = [cache.records[i] for i in test_idx]
+    all_ids = cache.content_ids()
+    ids = [all_ids[i] for i in test_idx]
+    embeddings = embed_images(artifact.network, cache.images[test_idx], bf16=bf16)
+    background = artifact.background
+    vote_distance = artifact.thresholds.get("distance", 0.0)
+    calibration = artifact.calibration
+
+    runs: dict[str, dict[str, list]] = {}
+    scores_out: dict[str, dict[str, dict]] = {}
+    skipped: dict[str, list[str]] = {}
+    for n_refs in refs:
+        trial_set = multi_reference_trials(records, n_refs, draws=draws, seed=seed, content_ids=ids)
+        skipped[str(n_refs)] = trial_set.skipped_writers
+        if not trial_set.trials:
+            continue
+        for method in methods:
+            if method in NEEDS_BACKGROUND and background is None:
+                continue
+            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance)
+            if scored is None or method not in calibration:
+                continue
+            entry = pick_entry(calibration, method, n_refs)
+            probabilities = to_probability(entry, scored.scores)
+            per_draw = []
+            for draw in range(draws):
+                mask = scored.draws == draw
+                if not mask.any():
+                    continue
+                subset = type(scored)(scored.labels[mask], scored.kinds[mask], scored.scores[mask], scored.writers[mask], scored.draws[mask])
+                per_draw.append(trial_metrics(subset, probabilities[mask], entry["threshold"]))
+            runs.setdefault(method, {})[str(n_refs)] = per_draw
+            if collect_scores:
+                scores_out.setdefault(method, {})[str(n_refs)] = {
+                    "labels": scored.labels.tolist(),
+                    "kinds": scored.kinds.tolist(),
+                    "probabilities": probabilities.tolist(),
+                    "threshold": entry["threshold"],
+                }
+
+    result: dict[str, Any] = {"runs": runs, "skipped_writers": skipped, "n_test_writers": len(set(test_writers))}
+    if controls:
+        control: dict[str, Any] = {}
+        train_idx = np.flatnonzero(np.isin(writer_keys, list(train_writers))) if len(train_writers) else np.array([], dtype=int)
+        if len(train_idx):
+            embeddings_train = embed_images(artifact.network, cache.images[train_idx], bf16=bf16)
+            control.update(reference_blind_probes(cache, train_idx, test_idx, embeddings_train, embeddings))
+        shuffle_refs = max(refs)
+        shuffled = multi_reference_trials(records, shuffle_refs, draws=draws, seed=seed + 1, content_ids=ids, shuffle_references=True)
+        if shuffled.trials and "fusion-mean" in calibration:
+            scored = score_trials(shuffled, embeddings, "fusion-mean")
+            entry = pick_entry(calibration, "fusion-mean", shuffle_refs)
+            probabilities = to_probability(entry, scored.scores)
+            control["shuffled_references"] = {
+                "method": "fusion-mean",
+                "refs": shuffle_refs,
+                **{k: v for k, v in trial_metrics(scored, probabilities, entry["threshold"]).items() if k in ("eer", "eer_random", "frr")},
+            }
+        result["controls"] = control
+    if collect_scores:
+        result["scores"] = scores_out
+    return result
+
+
+def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate per-draw figures of several folds and summarise (mean, std)."""
+    table: dict[str, dict[str, list]] = {}
+    for part in parts:
+        for method, by_refs in part["runs"].items():
+            for n_refs, runs in by_refs.items():
+                table.setdefault(method, {}).setdefault(n_refs, []).extend(runs)
+    return {method: {n: summarise(runs) for n, runs in by_refs.items()} for method, by_refs in table.items()}
+
+
+def merge_controls(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    values: dict[str, list[float]] = {}
+    for part in parts:
+        for key, value in part.get("controls", {}).items():
+            if isinstance(value, dict):
+                for sub, number in value.items():
+                    if isinstance(number, float):
+                        values.setdefault(f"{key}.{sub}", []).append(number)
+            else:
+                values.setdefault(key, []).append(value)
+    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for k, v in values.items()}
+
+
+def best_method(summary: dict[str, Any], n_refs: str) -> Optional[str]:
+    candidates = [(v[n_refs]["eer"]["mean"], m) for m, v in summary.items() if n_refs in v and "eer" in v[n_refs]]
+    return min(candidates)[1] if candidates else None
+
+
+def format_table(summary: dict[str, Any], refs: Sequence[int]) -> list[str]:
+    """One line per method and R: figures as mean +- std, in percent."""
+    header = f"{'method':<18}{'R':>3}  " + "  ".join(f"{f:>17}" for f in ("eer", "eer_random", "eer_user_thr", "far_skilled", "far_random", "frr", "accuracy", "auc_mean"))
+    lines = [header]
+    for method in METHODS:
+        for n_refs in refs:
+            row = summary.get(method, {}).get(str(n_refs))
+            if not row:
+                continue
+            cells = []
+            for figure in ("eer", "eer_random", "eer_user_thresholds", "far_skilled", "far_random", "frr", "accuracy", "auc_mean"):
+                value = row.get(figure)
+                scale = 1 if figure == "auc_mean" else 100
+                cells.append(f"{value['mean'] * scale:8.2f} +- {value['std'] * scale:5.2f}" if value else f"{'-':>17}")
+            lines.append(f"{method:<18}{n_refs:>3}  " + "  ".join(cells))
+    return lines
+
+
+def plot_report(scores: dict[str, Any], method: str, n_refs: str, out_dir: Path, title: str) -> list[str]:
+    """ROC, DET, score histograms per class and the confusion matrix of one method at one R."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+    from sklearn.metrics import roc_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = scores[method][n_refs]
+    labels = np.array(data["labels"])
+    kinds = np.array(data["kinds"])
+    probs = np.array(data["probabilities"])
+    threshold = data["threshold"]
+    written = []
+
+    fig, (ax_roc, ax_det) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for kind, colour in (("skilled", "C3"), ("random", "C0")):
+        mask = (kinds == "genuine") | (kinds == kind)
+        if (kinds == kind).any():
+            fpr, tpr, _ = roc_curve(labels[mask], probs[mask])
+            ax_roc.plot(fpr, tpr, color=colour, label=f"genuine vs {kind}")
+            fnr = 1 - tpr
+            keep = (fpr > 0) & (fpr < 1) & (fnr > 0) & (fnr < 1)
+            ax_det.plot(norm.ppf(fpr[keep]), norm.ppf(fnr[keep]), color=colour, label=f"genuine vs {kind}")
+    ax_roc.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax_roc.set(xlabel="false acceptance rate", ylabel="true acceptance rate", title=f"ROC, {method}, R={n_refs}")
+    ax_roc.legend(loc="lower right")
+    ticks = [0.01, 0.02, 0.05, 0.1, 0.2, 0.4]
+    ax_det.set_xticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    ax_det.set_yticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    ax_det.set(xlabel="FAR", ylabel="FRR", title="DET (normal deviate axes)")
+    ax_det.legend(loc="upper right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = out_dir / f"roc_det_{method}_R{n_refs}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(str(path))
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for kind, colour in (("genuine", "C2"), ("skilled", "C3"), ("random", "C0")):
+        if (kinds == kind).any():
+            ax.hist(probs[kinds == kind], bins=40, range=(0, 1), alpha=0.55, color=colour, label=kind, density=True)
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"dev threshold {threshold:.2f}")
+    ax.set(xlabel="calibrated score (probability genuine)", ylabel="density", title=f"scores per class, {method}, R={n_refs}")
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / f"histogram_{method}_R{n_refs}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(str(path))
+
+    accept = probs >= threshold
+    rows = [("genuine", kinds == "genuine"), ("skilled", kinds == "skilled"), ("random", kinds == "random")]
+    matrix = np.array([[int((accept & m).sum()), int((~accept & m).sum())] for _, m in rows])
+    fig, ax = plt.subplots(figsize=(4.2, 3.4))
+    ax.imshow(matrix / np.maximum(matrix.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    for i in range(3):
+        for j in range(2):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
+    ax.set_xticks([0, 1], ["accepted", "rejected"])
+    ax.set_yticks([0, 1, 2], [r[0] for r in rows])
+    ax.set_title(f"confusion at dev threshold, {method}, R={n_refs}", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / f"confusion_{method}_R{n_refs}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(str(path))
+    return written
+
+
+def run_evaluation(
+    data: Sequence[str],
+    *,
+    model: Optional[str] = None,
+    train_config: Optional[str] = None,
+    folds: int = 5,
+    refs: Sequence[int] = (12,),
+    draws: int = 3,
+    methods: Sequence[str] = METHODS,
+    seed: int = 0,
+    runs_dir: str = "runs/evaluate",
+    plots: Optional[str] = None,
+    controls: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report."""
+    started = time.perf_counter()
+    records = []
+    for root in data:
+        records += read_dataset(root).records
+    parts: list[dict[str, Any]] = []
+    fold_info = []
+    collected_scores: list[dict] = []
+    if train_config:
+        from .train import TrainConfig, train
+
+        for fold in range(folds):
+            split = fold_split(records, folds, fold, seed=seed)
+            out = Path(runs_dir) / f"fold-{fold}"
+            model_path = out / "model.safetensors"
+            if not model_path.exists():
+                config = TrainConfig.from_file(train_config)
+                config.data = list(data)
+                config.out = str(out)
+                out.mkdir(parents=True, exist_ok=True)
+                split.save(str(out / "fold_split.json"))
+                config.split_file = str(out / "fold_split.json")
+                config.name = f"fold-{fold}"
+                log(f"fold {fold}: training on {len(split.train)} writers, dev {len(split.dev)}, test {len(split.test)}")
+                train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
+            artifact = load_artifact(model_path)
+            cache = load_or_build(records, artifact.preprocess, log=None)
+            part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
+            parts.append(part)
+            fold_info.append({"fold": fold, "model": str(model_path), "test_writers": split.test, "skipped_writers": part["skipped_writers"]})
+            if plots is not None:
+                collected_scores.append(part.pop("scores"))
+            log(f"fold {fold}: done ({(time.perf_counter() - started) / 60:.1f} min so far)")
+    else:
+        if model is None:
+            raise ValueError("give --model PATH or --train CONFIG")
+        from .api import load_model
+
+        artifact = load_model(model)
+        cache = load_or_build(records, artifact.preprocess, log=None)
+        seen = seen_writers(artifact)
+        test_writers = sorted({r.writer_key for r in cache.records} - seen)
+        train_writers = sorted(set(artifact.metadata.get("training", {}).get("split", {}).get("train", [])) & {r.writer_key for r in cache.records})
+        if not test_writers:
+            raise ValueError("the model has seen every writer of this data: nothing left to test on")
+        log(f"testing {artifact.name} on {len(test_writers)} writers it never saw")
+        part = evaluate_split(artifact, cache, test_writers, train_writers=train_writers, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
+        parts.append(part)
+        fold_info.append({"model": artifact.path, "test_writers": test_writers, "skipped_writers": part["skipped_writers"]})
+        if plots is not None:
+            collected_scores.append(part.pop("scores"))
+
+    summary = merge_runs(parts)
+    report: dict[str, Any] = {
+        "data": list(data),
+        "protocol": {
+            "refs": list(refs),
+            "draws": draws,
+            "folds": folds if train_config else None,
+            "seed": seed,
+            "mode": "k-fold retraining" if train_config else "fixed model on unseen writers",
+            "threshold": "fixed on development writers (model calibration), never on test writers",
+            "eer": "pooled over test writers, genuine vs skilled forgeries (vs random when a writer set has none)",
+        },
+        "model": model,
+        "train_config": train_config,
+        "folds_detail": fold_info,
+        "summary": summary,
+        "controls": merge_controls(parts) if controls else {},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    best = {str(r): best_method(summary, str(r)) for r in refs}
+    report["best_method"] = best
+    if plots is not None and collected_scores:
+        merged: dict[str, dict[str, dict]] = {}
+        for scores in collected_scores:
+            for method, by_refs in scores.items():
+                for n_refs, values in by_refs.items():
+                    target = merged.setdefault(method, {}).setdefault(n_refs, {"labels": [], "kinds": [], "probabilities": [], "threshold": values["threshold"]})
+                    for key in ("labels", "kinds", "probabilities"):
+                        target[key] += values[key]
+        written = []
+        for n_refs in refs:
+            method = best[str(n_refs)]
+            if method and method in merged and str(n_refs) in merged[method]:
+                written += plot_report(merged, method, str(n_refs), Path(plots), f"{', '.join(Path(d).name for d in data)}: {report['protocol']['mode']}")
+        report["plots"] = written
+    return report

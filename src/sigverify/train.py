@@ -1,0 +1,419 @@
+"""``sigverify train``: metric learning on any folder-per-writer dataset, writer-disjoint dev set for
+model selection, resumable, logged, and ending in one model artifact.
+
+Outputs in ``--out``:
+
+``model.safetensors``   the selected (best dev EER) weights with full metadata and calibration
+``checkpoint.pt``       the latest state, for ``--resume`` (tensors and plain values only)
+``log.csv``, ``log.json``  per-epoch loss, learning rate, speed and dev metrics
+``curves.png``          loss and dev EER per epoch
+``split.json``, ``config.json``  the writer split and the full resolved configuration
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .cache import Cache, load_or_build
+from .datasets import FORGED, GENUINE, read_dataset
+from .evaluation import distance_scores, single_reference_pairs
+from .metrics import eer, verification_metrics
+from .models.artifact import save_model
+from .models.augment import AugmentConfig, augment_batch
+from .models.losses import (
+    LOSSES,
+    TRIPLET_LOSSES,
+    WriterForgeryHead,
+    batch_contrastive_loss,
+    pair_bce_loss,
+)
+from .models.siamese import SiameseModel, embed_images
+from .preprocess import PreprocessConfig
+from .splits import PKSampler, WriterSplit, split_writers
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; a TOML config file's ``[train]`` table uses the same names."""
+
+    data: list[str] = field(default_factory=list)
+    out: str = "runs/default"
+    model: str = "signet-bn"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    embedding_dim: int = 256
+    loss: str = "triplet-semihard"
+    margin: float = 0.5
+    forgery_weight: float = 0.95  # signet-f only
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    decay_steps: int = 2000
+    decay_rate: float = 0.1
+    staircase: bool = False
+    warmup_steps: int = 100
+    epochs: int = 30
+    steps_per_epoch: int = 0  # 0: one pass over the training images
+    batch_writers: int = 8
+    per_writer: int = 6
+    forged_per_writer: int = 2
+    seed: int = 0
+    split_seed: int = 0
+    dev_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_file: Optional[str] = None
+    augment: bool = True
+    bf16: bool = False
+    threads: int = 0  # 0: all cores
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    max_minutes: float = 0.0  # stop after this much wall time (0: no limit)
+    cache_dir: Optional[str] = None
+    name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "TrainConfig":
+        with open(path, "rb") as handle:
+            values = tomllib.load(handle)
+        values = values.get("train", values)
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_writers * (self.per_writer + self.forged_per_writer)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then exponential decay ``lr * rate ** (step / decay_steps)`` (floored with
+    ``staircase``)."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    exponent = (step - config.warmup_steps) / max(1, config.decay_steps)
+    if config.staircase:
+        exponent = math.floor(exponent)
+    return config.lr * config.decay_rate**exponent
+
+
+def _labels_for(cache: Cache, indices: Sequence[int], writer_ids: dict[str, int]) -> torch.Tensor:
+    """Writer id for genuine images, a unique negative id per forgery (negatives only)."""
+    labels = []
+    for index in indices:
+        record = cache.records[index]
+        labels.append(writer_ids[record.writer_key] if record.label == GENUINE else -1 - int(index))
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def dev_metrics(network: SiameseModel, cache: Cache, dev_indices: np.ndarray, *, bf16: bool, seed: int = 0) -> dict[str, float]:
+    """One-reference dev metrics: EER genuine vs skilled, genuine vs random, AUC."""
+    records = [cache.records[i] for i in dev_indices]
+    all_ids = cache.content_ids()
+    ids = [all_ids[i] for i in dev_indices]
+    embeddings = embed_images(network, cache.images[dev_indices], bf16=bf16)
+    pairs = single_reference_pairs(records, content_ids=ids, seed=seed)
+    scores = distance_scores(embeddings, pairs)
+    result = verification_metrics(pairs.labels, scores, kinds=pairs.kinds)
+    result.pop("confusion", None)
+    return result
+
+
+def selection_key(metrics: dict[str, float]) -> float:
+    """Model selection: skilled-forgery EER when dev writers have forgeries, else the random one."""
+    return metrics.get("eer_skilled", metrics.get("eer_random", metrics["eer"]))
+
+
+def calibrate_network(
+    network: SiameseModel,
+    cache: Cache,
+    dev_idx: np.ndarray,
+    train_idx: np.ndarray,
+    *,
+    bf16: bool = False,
+    kind: str = "logistic",
+    log=print,
+) -> tuple[dict, dict, np.ndarray]:
+    """Thresholds, per-method calibration (dev writers only) and the WD background (train writers).
+
+    Returns
+    -------
+    (thresholds, calibration, background)
+        ``thresholds["distance"]``: accept a one-reference pair when the distance is at most this.
+        ``calibration``: ``{method: {str(R): entry}}``. ``background``: ``B x D`` embeddings.
+    """
+    from .calibration import background_sample, calibrate_methods
+    from .methods import METHODS
+
+    all_ids = cache.content_ids()
+    dev_records = [cache.records[i] for i in dev_idx]
+    dev_embeddings = embed_images(network, cache.images[dev_idx], bf16=bf16)
+    single = calibrate_methods(
+        dev_embeddings, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1],
+        kind=kind, content_ids=[all_ids[i] for i in dev_idx],
+    )
+    distance_threshold = -single["single"]["1"]["threshold_raw"]
+    train_records = [cache.records[i] for i in train_idx]
+    background_idx = train_idx[background_sample(train_records)]
+    background = embed_images(network, cache.images[background_idx], bf16=bf16)
+    calibration = calibrate_methods(
+        dev_embeddings, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS,
+        kind=kind, content_ids=[all_ids[i] for i in dev_idx],
+    )
+    log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; "
+        f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures")
+    return {"distance": float(distance_threshold)}, calibration, background
+
+
+def _plot(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_eer) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax_loss.plot(epochs, [h["loss"] for h in history], marker="o")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
+    for key, label in (("dev_eer_skilled", "skilled"), ("dev_eer_random", "random")):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            ax_eer.plot(epochs, [v * 100 if v is not None else np.nan for v in values], marker="o", label=label)
+    ax_eer.set(xlabel="epoch", ylabel="dev EER (%)", title="dev EER, one reference")
+    ax_eer.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _write_logs(history: list[dict], out: Path) -> None:
+    with open(out / "log.json", "w") as handle:
+        json.dump(history, handle, indent=1)
+    keys = sorted({k for h in history for k in h}, key=lambda k: (k != "epoch", k))
+    with open(out / "log.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    _plot(history, out / "curves.png")
+
+
+def machine_description() -> str:
+    return f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def train(config: TrainConfig, *, resume: bool = False, log=print, progress: bool = True, command: Optional[str] = None) -> Path:
+    """Train a Siamese model; returns the path of the final model artifact."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    checkpoint_path = out / "checkpoint.pt"
+    if checkpoint_path.exists() and not resume:
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if not config.data:
+        raise ValueError("no training data given")
+
+    preprocess_config = PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig()
+    records = []
+    for root in config.data:
+        records += read_dataset(root).records
+    cache = load_or_build(records, preprocess_config, cache_dir=config.cache_dir, log=log)
+    split = WriterSplit.load(config.split_file) if config.split_file else split_writers(
+        cache.records, dev_fraction=config.dev_fraction, test_fraction=config.test_fraction, seed=config.split_seed
+    )
+    split.save(str(out / "split.json"))
+    with open(out / "config.json", "w") as handle:
+        json.dump(config.to_dict(), handle, indent=1)
+    writer_keys = np.array([r.writer_key for r in cache.records])
+    train_idx = np.flatnonzero(np.isin(writer_keys, split.train))
+    dev_idx = np.flatnonzero(np.isin(writer_keys, split.dev))
+    if len(train_idx) == 0 or len(dev_idx) == 0:
+        raise ValueError("the split leaves no training or no dev images")
+    log(f"writers: {len(split.train)} train, {len(split.dev)} dev, {len(split.test)} test (held out); "
+        f"{len(train_idx)} training images, {len(dev_idx)} dev images")
+
+    torch.manual_seed(config.seed)
+    model_args = {"embedding_dim": config.embedding_dim, **config.model_args}
+    network = SiameseModel(config.model, model_args, pair_head=config.loss == "pair-bce")
+    writer_ids = {w: i for i, w in enumerate(sorted(split.train))}
+    extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)) if config.loss == "signet-f" else None
+    parameters = list(network.parameters()) + (list(extra_head.parameters()) if extra_head else [])
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    sampler = PKSampler(cache.records, config.batch_writers, config.per_writer, forged_per_writer=config.forged_per_writer, subset=train_idx, seed=config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    augment_config = AugmentConfig()
+    images = torch.from_numpy(cache.images)
+    steps_per_epoch = config.steps_per_epoch or max(1, len(train_idx) // config.batch_size)
+
+    history: list[dict] = []
+    step, first_epoch, best = 0, 1, math.inf
+    elapsed_before = 0.0
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        network.load_state_dict(state["model"])
+        if extra_head is not None and "extra_head" in state:
+            extra_head.load_state_dict(state["extra_head"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        history = json.loads(state["history"])
+        step, first_epoch, best = int(state["step"]), int(state["epoch"]) + 1, float(state["best"])
+        elapsed_before = float(state.get("elapsed", 0.0))
+        log(f"resumed from {checkpoint_path} after epoch {first_epoch - 1} (best dev EER {best:.4f})")
+
+    def batches():
+        while True:
+            yield from sampler
+
+    batch_iterator = batches()
+    triplet_loss = TRIPLET_LOSSES.get(config.loss)
+    for epoch in range(first_epoch, config.epochs + 1):
+        network.train()
+        epoch_started = time.perf_counter()
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
+        for _ in bar:
+            batch = next(batch_iterator)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            x = images[batch].unsqueeze(1).float().div_(255.0)
+            if config.augment:
+                x = augment_batch(x, augment_config, generator)
+            labels = _labels_for(cache, batch, writer_ids)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                raw = network(x)
+            embeddings = torch.nn.functional.normalize(raw.float(), dim=1)
+            if triplet_loss is not None:
+                loss = triplet_loss(embeddings, labels, config.margin)
+            elif config.loss == "contrastive":
+                loss = batch_contrastive_loss(embeddings, labels, config.margin)
+            elif config.loss == "pair-bce":
+                loss = pair_bce_loss(network.pair_head, embeddings, labels)
+            else:  # signet-f: writer classification + forgery, on the raw features
+                forged = labels < 0
+                loss = extra_head.loss(raw.float(), labels.clamp_min(0), forged, config.forgery_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        train_seconds = time.perf_counter() - epoch_started
+        metrics = dev_metrics(network, cache, dev_idx, bf16=config.bf16)
+        key = selection_key(metrics)
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "loss": float(np.mean(losses)),
+            "lr": learning_rate(config, step),
+            "train_seconds": round(train_seconds, 1),
+            "images_per_second": round(steps_per_epoch * config.batch_size / train_seconds, 1),
+            "dev_eer": metrics["eer"],
+            "dev_eer_skilled": metrics.get("eer_skilled"),
+            "dev_eer_random": metrics.get("eer_random"),
+            "dev_auc": metrics["auc"],
+        }
+        history.append(row)
+        improved = key < best
+        if improved:
+            best = key
+            save_model(
+                out / "best.safetensors",
+                network,
+                {"name": config.name or out.name, "preprocess": cache.config.to_dict(), "dev_metrics": metrics, "epoch": epoch},
+            )
+        skilled = f"{metrics['eer_skilled'] * 100:.2f}%" if "eer_skilled" in metrics else "n/a"
+        log(f"epoch {epoch:3d}  loss {row['loss']:.4f}  dev EER skilled {skilled}  random {metrics.get('eer_random', float('nan')) * 100:.2f}%  "
+            f"AUC {metrics['auc']:.4f}  {row['images_per_second']:.0f} img/s{'  *best' if improved else ''}")
+        elapsed = elapsed_before + time.perf_counter() - started
+        torch.save(
+            {
+                "model": network.state_dict(),
+                **({"extra_head": extra_head.state_dict()} if extra_head else {}),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "sampler_rng": json.dumps(sampler.rng.bit_generator.state),
+                "history": json.dumps(history),
+                "step": step,
+                "epoch": epoch,
+                "best": best,
+                "elapsed": elapsed,
+            },
+            out / "checkpoint.tmp",
+        )
+        os.replace(out / "checkpoint.tmp", checkpoint_path)
+        _write_logs(history, out)
+        if config.max_minutes and elapsed > config.max_minutes * 60:
+            log(f"stopping after {elapsed / 60:.1f} minutes (max_minutes {config.max_minutes})")
+            break
+
+    return finalize(config, out, cache, split, dev_idx, history, elapsed_before + time.perf_counter() - started, command, log)
+
+
+def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, history, wall_seconds: float, command, log) -> Path:
+    """Calibrate the best weights on dev writers and write ``model.safetensors`` with full metadata."""
+    from .models.artifact import load_artifact
+
+    best = load_artifact(out / "best.safetensors")
+    network = best.network
+    writer_keys = np.array([r.writer_key for r in cache.records])
+    train_idx = np.flatnonzero(np.isin(writer_keys, split.train))
+    thresholds, calibration, background = calibrate_network(network, cache, dev_idx, train_idx, bf16=config.bf16, log=log)
+    datasets = sorted({r.dataset for r in cache.records})
+    metadata = {
+        "name": config.name or out.name,
+        "version": f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}",
+        "preprocess": cache.config.to_dict(),
+        "thresholds": thresholds,
+        "calibration": calibration,
+        "dev_metrics": best.metadata.get("dev_metrics", {}),
+        "selected_epoch": best.metadata.get("epoch"),
+        "training": {
+            "data": [str(Path(d)) for d in config.data],
+            "datasets": datasets,
+            "split": split.to_dict(),
+            "unseen_writers": sorted(split.dev + split.test),
+            "test_writers": sorted(split.test),
+            "seed": config.seed,
+            "config": config.to_dict(),
+            "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+            "epochs_run": len(history),
+            "wall_seconds": round(wall_seconds, 1),
+            "machine": machine_description(),
+            "n_train_images": int(sum(1 for r in cache.records if r.writer_key in set(split.train))),
+        },
+    }
+    path = save_model(out / "model.safetensors", network, metadata, extras={"background": torch.from_numpy(background)})
+    log(f"model: {path} (epoch {metadata['selected_epoch']}, dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
+        f"{wall_seconds / 60:.1f} min)")
+    return path

@@ -1,0 +1,144 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import sigverify
+from helpers import toy_signature
+from sigverify import InvalidImage, NoSignatureFound, ReferencesError
+from sigverify.cli import main
+from sigverify.methods import METHODS
+
+
+def _write(tmp_path, name, image):
+    path = tmp_path / name
+    Image.fromarray(image).save(path)
+    return path
+
+
+@pytest.fixture
+def writer_images(tmp_path):
+    """Five genuine signatures of toy writer 3 and one of writer 9."""
+    refs = [_write(tmp_path, f"ref{i}.png", toy_signature(3, 900 + i)) for i in range(4)]
+    genuine = _write(tmp_path, "genuine.png", toy_signature(3, 999))
+    other = _write(tmp_path, "other.png", toy_signature(9, 998))
+    return refs, genuine, other
+
+
+def test_represent_shapes_and_inputs(tiny_model, writer_images):
+    refs, genuine, _ = writer_images
+    one = sigverify.represent(genuine, model=tiny_model)
+    assert one.shape == (1, 16) and one.dtype == np.float32
+    assert np.allclose(np.linalg.norm(one, axis=1), 1, atol=1e-4)
+    data = genuine.read_bytes()
+    as_array = np.asarray(Image.open(genuine))
+    many = sigverify.represent([genuine, data, as_array, Image.open(io.BytesIO(data))], model=tiny_model, bf16=False)
+    assert many.shape == (4, 16)
+    assert np.allclose(many, many[0], atol=1e-6)
+    assert sigverify.represent([], model=tiny_model).shape == (0, 16)
+    tta = sigverify.represent(genuine, model=tiny_model, tta=True)
+    assert tta.shape == (1, 16) and not np.allclose(tta, one)
+
+
+def test_model_is_cached(tiny_model):
+    assert sigverify.load_model(tiny_model) is sigverify.load_model(str(tiny_model))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_runs(tiny_model, writer_images, method):
+    refs, genuine, other = writer_images
+    result = sigverify.verify(genuine, refs, model=tiny_model, method=method)
+    assert set(result) >= {"verified", "decision", "score", "threshold", "method", "model", "n_references", "per_reference", "time_ms"}
+    assert result["method"] == method and result["n_references"] == 4 and result["model"] == "tiny"
+    assert 0 <= result["score"] <= 1 and 0 <= result["threshold"] <= 1
+    assert result["decision"] in ("genuine", "forged", "inconclusive")
+    assert result["verified"] == (result["decision"] == "genuine")
+    assert len(result["per_reference"]) == 4
+
+
+def test_genuine_scores_above_other_writer(tiny_model, writer_images):
+    refs, genuine, other = writer_images
+    same = sigverify.verify(genuine, refs, model=tiny_model)
+    different = sigverify.verify(other, refs, model=tiny_model)
+    assert same["score"] > different["score"]
+
+
+def test_precomputed_reference_embeddings(tiny_model, writer_images):
+    refs, genuine, _ = writer_images
+    from_images = sigverify.verify(genuine, refs, model=tiny_model, bf16=False)
+    embeddings = sigverify.represent(refs, model=tiny_model, bf16=False)
+    from_embeddings = sigverify.verify(genuine, list(embeddings), model=tiny_model, bf16=False)
+    from_matrix = sigverify.verify(genuine, embeddings, model=tiny_model, bf16=False)
+    assert from_embeddings["score"] == pytest.approx(from_images["score"], abs=1e-5)
+    assert from_matrix["score"] == pytest.approx(from_images["score"], abs=1e-5)
+
+
+def test_threshold_and_inconclusive_band(tiny_model, writer_images):
+    refs, genuine, _ = writer_images
+    base = sigverify.verify(genuine, refs, model=tiny_model, inconclusive_band=0)
+    assert base["decision"] != "inconclusive"
+    around = sigverify.verify(genuine, refs, model=tiny_model, threshold=base["score"], inconclusive_band=0.2)
+    assert around["decision"] == "inconclusive" and not around["verified"]
+    low = sigverify.verify(genuine, refs, model=tiny_model, threshold=0.0, inconclusive_band=0)
+    assert low["decision"] == "genuine"
+    high = sigverify.verify(genuine, refs, model=tiny_model, threshold=1.0, inconclusive_band=0)
+    assert high["decision"] == "forged"
+
+
+def test_reference_quality_warnings_and_copy_flag(tiny_model, writer_images, tmp_path):
+    refs, genuine, other = writer_images
+    few = sigverify.verify(genuine, refs[:2], model=tiny_model)
+    assert any("only 2 reference" in w for w in few["warnings"])
+    duplicate = sigverify.verify(genuine, [refs[0], refs[0], refs[1]], model=tiny_model)
+    assert any("identical" in w for w in duplicate["warnings"])
+    copy = sigverify.verify(refs[0], refs, model=tiny_model)
+    assert copy["flags"] == ["query_identical_to_reference"] and copy["decision"] == "inconclusive"
+    reencoded = _write(tmp_path, "reencoded.bmp", np.asarray(Image.open(refs[1])))
+    assert sigverify.verify(reencoded, refs, model=tiny_model)["flags"] == ["query_identical_to_reference"]
+
+
+def test_bad_inputs(tiny_model, writer_images, tmp_path):
+    refs, genuine, _ = writer_images
+    with pytest.raises(ReferencesError, match="no references"):
+        sigverify.verify(genuine, [], model=tiny_model)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(InvalidImage, match="broken.png"):
+        sigverify.verify(broken, refs, model=tiny_model)
+    with pytest.raises(InvalidImage, match="missing.png: no such file"):
+        sigverify.verify(genuine, [refs[0], tmp_path / "missing.png"], model=tiny_model)
+    blank = _write(tmp_path, "blank.png", np.full((80, 120), 250, dtype=np.uint8))
+    with pytest.raises(NoSignatureFound, match="blank.png"):
+        sigverify.verify(blank, refs, model=tiny_model)
+    with pytest.raises(ReferencesError, match="embedding of size 16"):
+        sigverify.verify(genuine, [np.zeros(7, dtype=np.float32)], model=tiny_model)
+    with pytest.raises(ReferencesError, match="at least 2 references"):
+        sigverify.verify(genuine, refs[:1], model=tiny_model, method="writer-threshold")
+    with pytest.raises(ValueError, match="unknown method"):
+        sigverify.verify(genuine, refs, model=tiny_model, method="magic")
+    with pytest.raises(ValueError, match="threshold"):
+        sigverify.verify(genuine, refs, model=tiny_model, threshold=3)
+    with pytest.raises(sigverify.ModelError, match="no such model"):
+        sigverify.verify(genuine, refs, model=tmp_path / "nope.safetensors")
+
+
+def test_cli_verify_exit_codes_and_json(tiny_model, writer_images, capsys, tmp_path):
+    import json
+
+    refs, genuine, other = writer_images
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    for ref in refs:
+        (folder / ref.name).write_bytes(ref.read_bytes())
+    code = main(["verify", str(genuine), str(folder), "--model", str(tiny_model), "--json", "--threshold", "0.0", "--band", "0"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["decision"] == "genuine" and result["n_references"] == 4
+    assert main(["verify", str(genuine), *map(str, refs), "--model", str(tiny_model), "--threshold", "1.0", "--band", "0"]) == 1
+    line = capsys.readouterr().out
+    assert line.startswith(f"{genuine}: forged (score ")
+    assert main(["verify", str(genuine), *map(str, refs), "--model", str(tiny_model), "--threshold", "0.5", "--band", "0.99"]) == 2
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "nothing.png"), *map(str, refs), "--model", str(tiny_model)]) == 3
+    assert "no such file" in capsys.readouterr().err
+    assert main(["verify", str(genuine), "--model", str(tiny_model)]) == 3

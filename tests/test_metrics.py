@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from sigverify.metrics import auc, confusion, eer, rates_at, verification_metrics
+
+
+def test_eer_exact_crossing():
+    labels = [1, 1, 1, 1, 0, 0, 0, 0]
+    scores = [0.9, 0.8, 0.7, 0.3, 0.6, 0.4, 0.2, 0.1]
+    rate, threshold = eer(labels, scores)
+    assert rate == pytest.approx(0.25)
+    assert threshold == pytest.approx(0.6)
+    assert rates_at(labels, scores, threshold) == {"far": 0.25, "frr": 0.25, "accuracy": 0.75}
+
+
+def test_eer_interpolated():
+    # FRR stays 1/3 while FAR jumps from 0 to 1/2: the curves cross at 1/3.
+    labels = [1, 1, 1, 0, 0]
+    scores = [0.9, 0.8, 0.7, 0.75, 0.1]
+    rate, threshold = eer(labels, scores)
+    assert rate == pytest.approx(1 / 3)
+    assert threshold == pytest.approx(0.75)
+
+
+def test_perfect_and_inverted():
+    assert eer([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1])[0] == 0.0
+    assert eer([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9])[0] == 1.0
+    assert auc([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1]) == 1.0
+
+
+def test_rates_and_confusion_at_threshold():
+    labels = [1, 1, 1, 0, 0]
+    scores = [0.9, 0.8, 0.7, 0.75, 0.1]
+    assert rates_at(labels, scores, 0.75) == pytest.approx({"far": 0.5, "frr": 1 / 3, "accuracy": 0.6})
+    assert confusion(labels, scores, 0.75) == {"tp": 2, "fn": 1, "fp": 1, "tn": 1}
+
+
+def test_verification_metrics_per_kind():
+    labels = np.array([1, 1, 1, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.6, 0.7, 0.3, 0.2, 0.1])
+    kinds = np.array(["genuine"] * 3 + ["skilled", "skilled", "random", "random"])
+    result = verification_metrics(labels, scores, kinds=kinds, threshold=0.5)
+    assert result["far_skilled"] == 0.5 and result["far_random"] == 0.0
+    assert result["frr"] == 0.0
+    assert result["eer_random"] == 0.0
+    assert result["eer_skilled"] == pytest.approx(eer([1, 1, 1, 0, 0], [0.9, 0.8, 0.6, 0.7, 0.3])[0])
+
+
+def test_bad_metric_inputs():
+    with pytest.raises(ValueError, match="both genuine"):
+        eer([1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="NaN"):
+        eer([1, 0], [np.nan, 0.2])
+    with pytest.raises(ValueError, match="one length"):
+        eer([1, 0, 1], [0.1, 0.2])

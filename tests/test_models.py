@@ -1,0 +1,189 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import write_toy_writers
+from sigverify import ModelError
+from sigverify.models.artifact import load_artifact, read_metadata, save_model
+from sigverify.models.augment import AugmentConfig, augment_batch
+from sigverify.models.backbones import BACKBONES, build_backbone
+from sigverify.models.siamese import SiameseModel, embed_images
+from sigverify.preprocess import PreprocessConfig
+
+TINY = {"depth": 10, "base_width": 8, "embedding_dim": 16}
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("signet", {"embedding_dim": 32}),
+        ("signet-bn", {"embedding_dim": 32}),
+        ("signet-slim", {"embedding_dim": 32}),
+        ("resnet-attn", {"depth": 18, "base_width": 8, "embedding_dim": 32}),
+        ("resnet-attn", {"depth": 34, "base_width": 8, "embedding_dim": 32}),
+        ("resnet-attn", {"depth": 50, "base_width": 8, "embedding_dim": 32}),
+    ],
+)
+def test_backbones_shapes(name, kwargs):
+    model = build_backbone(name, **kwargs).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 1, 150, 220))
+    assert out.shape == (2, 32)
+
+
+def test_registry_and_signet_layout():
+    assert set(BACKBONES) == {"signet", "signet-bn", "signet-slim", "resnet-attn"}
+    with pytest.raises(ValueError, match="unknown model"):
+        build_backbone("vgg")
+    signet = build_backbone("signet")
+    convs = [m for m in signet.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (96, (11, 11), (4, 4)), (256, (5, 5), (1, 1)), (384, (3, 3), (1, 1)), (384, (3, 3), (1, 1)), (256, (3, 3), (1, 1))
+    ]
+    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in signet.features) == 2
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in signet.features) == 3
+    resnet = build_backbone("resnet-attn", depth=18)
+    assert len(resnet.attentions) == 4
+
+
+def test_siamese_shares_weights():
+    model = SiameseModel("resnet-attn", TINY).eval()
+    x = torch.rand(3, 1, 64, 96)
+    with torch.no_grad():
+        both = model.embed(torch.cat([x, x]))
+    assert torch.allclose(both[:3], both[3:], atol=1e-6)
+    assert torch.allclose(both.norm(dim=1), torch.ones(6), atol=1e-5)
+
+
+def test_augment_keeps_shape_range_and_is_seeded():
+    x = torch.zeros(4, 1, 150, 220)
+    x[:, :, 60:90, 50:170] = 1.0
+    a = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(1))
+    b = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x)
+    identity = AugmentConfig(rotation=0, scale=(1, 1), stretch=0, shear=0, shift=0, p_dilate=0, p_erode=0, intensity=(1, 1), p_binarize=0)
+    assert torch.allclose(augment_batch(x, identity, torch.Generator().manual_seed(0)), x, atol=1e-5)
+
+
+def _tiny_artifact(tmp_path, **meta):
+    torch.manual_seed(0)
+    model = SiameseModel("resnet-attn", TINY, pair_head=True)
+    metadata = {"name": "tiny", "preprocess": PreprocessConfig(height=64, width=96).to_dict(), "thresholds": {"distance": 0.7}, **meta}
+    return model, save_model(tmp_path / "tiny.safetensors", model, metadata)
+
+
+def test_save_load_round_trip_identical_embeddings(tmp_path):
+    model, path = _tiny_artifact(tmp_path)
+    images = np.random.default_rng(0).integers(0, 255, (5, 64, 96), dtype=np.uint8)
+    loaded = load_artifact(path)
+    first = embed_images(loaded.network, images)
+    second = embed_images(load_artifact(path).network, images)
+    assert np.array_equal(first, second)
+    # fp16 storage: close to the fp32 original
+    assert np.abs(first - embed_images(model, images)).max() < 5e-3
+    assert loaded.preprocess == PreprocessConfig(height=64, width=96)
+    assert loaded.thresholds == {"distance": 0.7}
+    assert loaded.metadata["architecture"] == {"name": "resnet-attn", "args": TINY}
+    assert path.stat().st_size < 200_000
+
+
+def test_truncated_artifact(tmp_path):
+    _, path = _tiny_artifact(tmp_path)
+    data = path.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 7):
+        bad = tmp_path / f"cut{cut}.safetensors"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ModelError, match="truncated or corrupt"):
+            load_artifact(bad)
+
+
+def test_missing_and_garbage_artifacts(tmp_path):
+    with pytest.raises(ModelError, match="no such model file"):
+        load_artifact(tmp_path / "nothing.safetensors")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelError):
+        load_artifact(garbage)
+    pickle_file = tmp_path / "model.pt"
+    torch.save({"a": torch.zeros(1)}, pickle_file)
+    with pytest.raises(ModelError):
+        load_artifact(pickle_file)
+
+
+def _rewrite_metadata(path, out, change):
+    """Rewrite a safetensors file's JSON header (keeps the tensor bytes)."""
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    meta = json.loads(header["__metadata__"]["sigverify"])
+    change(meta)
+    header["__metadata__"]["sigverify"] = json.dumps(meta)
+    blob = json.dumps(header).encode()
+    blob += b" " * ((8 - len(blob) % 8) % 8)
+    out.write_bytes(struct.pack("<Q", len(blob)) + blob + data[8 + length :])
+    return out
+
+
+def test_architecture_mismatch_refused(tmp_path):
+    _, path = _tiny_artifact(tmp_path)
+    wider = _rewrite_metadata(path, tmp_path / "wider.safetensors", lambda m: m["architecture"]["args"].update(base_width=16))
+    with pytest.raises(ModelError, match="do not match the declared architecture"):
+        load_artifact(wider)
+    other = _rewrite_metadata(path, tmp_path / "other.safetensors", lambda m: m.update(architecture={"name": "signet", "args": {"embedding_dim": 16}}))
+    with pytest.raises(ModelError, match="do not match"):
+        load_artifact(other)
+    unknown = _rewrite_metadata(path, tmp_path / "unknown.safetensors", lambda m: m.update(architecture={"name": "vgg99", "args": {}}))
+    with pytest.raises(ModelError, match="cannot build declared architecture"):
+        load_artifact(unknown)
+    no_pre = _rewrite_metadata(path, tmp_path / "nopre.safetensors", lambda m: m.pop("preprocess"))
+    with pytest.raises(ModelError, match="metadata lacks preprocess"):
+        read_metadata(no_pre)
+
+
+@pytest.mark.slow
+def test_tiny_training_run_learns_and_separates(tmp_path):
+    from sigverify.train import TrainConfig, train
+
+    write_toy_writers(tmp_path / "toy", n_writers=14, n_genuine=8)
+    config = TrainConfig(
+        data=[str(tmp_path / "toy")],
+        out=str(tmp_path / "run"),
+        model="resnet-attn",
+        model_args={"depth": 10, "base_width": 8},
+        embedding_dim=16,
+        loss="triplet-semihard",
+        margin=0.5,
+        lr=3e-3,
+        warmup_steps=5,
+        decay_steps=1000,
+        epochs=5,
+        steps_per_epoch=10,
+        batch_writers=4,
+        per_writer=4,
+        forged_per_writer=0,
+        dev_fraction=0.2,
+        test_fraction=0.2,
+        preprocess={"height": 64, "width": 96},
+        threads=2,
+    )
+    lines = []
+    path = train(config, log=lines.append, progress=False)
+    history = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert history[-1]["loss"] < history[0]["loss"]
+    artifact = load_artifact(path)
+    assert artifact.metadata["dev_metrics"]["auc"] > 0.8
+    assert set(artifact.metadata["training"]["test_writers"]) and "distance" in artifact.thresholds
+    for name in ("log.csv", "curves.png", "split.json", "checkpoint.pt", "model.safetensors"):
+        assert (tmp_path / "run" / name).exists()
+    # Resume: a finished run continues from its checkpoint instead of starting over.
+    with pytest.raises(FileExistsError):
+        train(config, log=lines.append, progress=False)
+    config.epochs = 6
+    train(config, resume=True, log=lines.append, progress=False)
+    assert any("resumed" in line for line in lines)
+    assert len(json.loads((tmp_path / "run" / "log.json").read_text())) == 6
