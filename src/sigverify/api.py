@@ -155,6 +155,7 @@ def verify(
     tta: bool = False,
     bf16: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    reference_hashes: Optional[Sequence[tuple[str, str]]] = None,
 ) -> dict[str, Any]:
     """Does the query signature come from the writer of the references?
 
@@ -172,6 +173,9 @@ def verify(
         One of :data:`sigverify.methods.METHODS`.
     inconclusive_band
         Width of the band around the threshold whose scores are ``"inconclusive"`` (0 disables it).
+    reference_hashes
+        (sha256 of bytes, sha256 of pixels) of each reference, for references given as embeddings,
+        so that a query identical to one of them is still flagged.
 
     Returns
     -------
@@ -239,7 +243,9 @@ def verify(
                 f"references {outliers} are inconsistent with the others (mean distance above the one-reference threshold "
                 f"{distance_threshold:.3f}): are they all the same writer's genuine signatures?"
             )
-    copies = [p.name for p in ref_prepared if p.pixel_hash == query_prepared.pixel_hash or (p.byte_hash and p.byte_hash == query_prepared.byte_hash)]
+    known = [(p.name, p.byte_hash, p.pixel_hash) for p in ref_prepared]
+    known += [(f"reference {i}", b, px) for i, (b, px) in enumerate(reference_hashes or [])]
+    copies = [name for name, byte_hash, pixel_hash in known if pixel_hash == query_prepared.pixel_hash or (byte_hash and byte_hash == query_prepared.byte_hash)]
     if copies:
         flags.append("query_identical_to_reference")
         warnings_out.append(f"the query is identical to reference {copies[0]}: a copy, not a new signature")

@@ -240,6 +240,57 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- service
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service.app import serve
+
+    serve(host=args.host, port=args.port, db=args.db, model=args.model, api_key=args.api_key, ui=not args.no_ui, seed_samples=args.samples)
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .service.store import StoreError, open_store
+
+    store = open_store(args.db, args.model)
+    try:
+        store.get_writer(args.writer)
+    except StoreError:
+        store.create_writer(args.writer, args.name or "")
+    paths = _expand_references(args.images)
+    added = store.add_references(args.writer, [(Path(p).name, Path(p).read_bytes()) for p in paths])
+    for reference in added:
+        print(f"{args.writer}\treference {reference['id']}\t{reference['filename']}")
+    print(f"{args.writer}: {store.get_writer(args.writer)['n_references']} references", file=sys.stderr)
+    return 0
+
+
+def cmd_writers(args: argparse.Namespace) -> int:
+    from .service.store import open_store
+
+    writers = open_store(args.db, args.model).list_writers()
+    if args.json:
+        _print_json(writers)
+    else:
+        for writer in writers:
+            print(f"{writer['id']}\t{writer['n_references']} references\t{writer['name']}")
+    return 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from .imageio import read_bytes
+    from .service.store import open_store
+
+    result = open_store(args.db, args.model).identify(read_bytes(args.query), top=args.top, client="cli")
+    if args.json:
+        _print_json(result)
+    else:
+        for rank, candidate in enumerate(result["candidates"], 1):
+            print(f"{rank}\t{candidate['writer_id']}\t{candidate['score']:.3f}\t{candidate['name']}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -357,6 +408,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plots", help="write ROC/DET/histogram/confusion plots into this folder")
     evaluate.add_argument("--no-controls", action="store_true", help="skip the probe and shuffled-reference controls")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    db_help = "enrollment store: SQLAlchemy URL or SQLite file (default sigverify.db)"
+    serve_parser = commands.add_parser("serve", help="start the REST API and web page", description="Start the REST API (FastAPI) and the web page (Gradio) on one port.")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need an API key)")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--db", help=db_help)
+    serve_parser.add_argument("--model", help="model file (default: the shipped model)")
+    serve_parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default $SIGVERIFY_API_KEY)")
+    serve_parser.add_argument("--samples", action="store_true", help="enroll the bundled sample writers into an empty store")
+    serve_parser.add_argument("--no-ui", action="store_true", help="API only, no web page")
+    serve_parser.set_defaults(handler=cmd_serve)
+
+    enroll = commands.add_parser("enroll", help="enroll reference signatures of a writer (created if new)")
+    enroll.add_argument("writer", help="writer id")
+    enroll.add_argument("images", nargs="+", help="reference images or folders")
+    enroll.add_argument("--name", help="display name for a new writer")
+    enroll.add_argument("--db", help=db_help)
+    enroll.add_argument("--model", help="model file (default: the shipped model)")
+    enroll.set_defaults(handler=cmd_enroll)
+
+    writers = commands.add_parser("writers", help="list enrolled writers")
+    writers.add_argument("--db", help=db_help)
+    writers.add_argument("--model", help="model file (default: the shipped model)")
+    writers.add_argument("--json", action="store_true")
+    writers.set_defaults(handler=cmd_writers)
+
+    identify = commands.add_parser("identify", help="the enrolled writers nearest to a signature")
+    identify.add_argument("query", help="signature image")
+    identify.add_argument("--top", type=int, default=5)
+    identify.add_argument("--db", help=db_help)
+    identify.add_argument("--model", help="model file (default: the shipped model)")
+    identify.add_argument("--json", action="store_true")
+    identify.set_defaults(handler=cmd_identify)
     return parser
 
 

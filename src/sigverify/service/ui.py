@@ -1,0 +1,149 @@
+"""The web page (Gradio): compare two signatures, verify against an enrolled writer, enroll a
+writer, browse recent decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import SigverifyError
+from .store import Store, StoreError
+
+
+def overlay(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """RGB picture of two preprocessed signatures on white paper: strokes present in both are black,
+    reference-only blue, query-only red."""
+    ref = reference.astype(np.float32) / 255.0
+    qry = query.astype(np.float32) / 255.0
+    both = np.minimum(ref, qry)
+    red_only = np.clip(qry - both, 0, 1)
+    blue_only = np.clip(ref - both, 0, 1)
+    image = np.ones(reference.shape + (3,), dtype=np.float32)
+    image -= both[..., None]  # agreement: dark
+    image[..., 1] -= red_only + blue_only  # remove green where only one has ink
+    image[..., 0] -= blue_only  # blue: reference only
+    image[..., 2] -= red_only  # red: query only
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def _paper(image: np.ndarray) -> np.ndarray:
+    """A preprocessed image (ink bright on 0) shown as dark ink on white paper."""
+    return 255 - image
+
+
+def _read(path: Optional[str], what: str) -> bytes:
+    if not path:
+        raise SigverifyError(f"please upload the {what}")
+    return Path(path).read_bytes()
+
+
+def _decision_markdown(result: dict[str, Any]) -> str:
+    icon = {"genuine": "✅", "forged": "❌", "inconclusive": "⚠️"}[result["decision"]]
+    lines = [
+        f"## {icon} {result['decision'].upper()}",
+        f"**Score: {result['score'] * 100:.1f} %** (threshold {result['threshold'] * 100:.1f} %, method {result['method']}, "
+        f"{result['n_references']} reference{'s' if result['n_references'] != 1 else ''}, model {result['model']})",
+    ]
+    lines += [f"- warning: {w}" for w in result.get("warnings", [])]
+    return "\n\n".join(lines)
+
+
+def build_ui(store: Store):
+    import gradio as gr
+
+    from ..api import _Prepared, verify
+
+    artifact = store.artifact
+    default_threshold = float(artifact.calibration.get("single", {}).get("1", {}).get("threshold", 0.5))
+
+    def compare(reference_path, query_path, threshold):
+        try:
+            reference = _read(reference_path, "reference signature")
+            query = _read(query_path, "questioned signature")
+            with store.lock:
+                result = verify(query, [reference], model=artifact, method="single", threshold=float(threshold), inconclusive_band=0.0)
+            ref_image = _Prepared(reference, artifact, store.max_pixels).image
+            query_image = _Prepared(query, artifact, store.max_pixels).image
+        except (SigverifyError, ValueError) as exc:
+            return f"## ⚠️ cannot compare\n\n{exc}", None, None, None
+        return _decision_markdown(result), _paper(ref_image), _paper(query_image), overlay(ref_image, query_image)
+
+    def writer_choices():
+        return gr.update(choices=[w["id"] for w in store.list_writers()])
+
+    def verify_enrolled(writer_id, query_path, method):
+        try:
+            if not writer_id:
+                raise SigverifyError("please choose an enrolled writer")
+            result = store.verify(writer_id, _read(query_path, "questioned signature"), method=method, client="web page")
+        except (SigverifyError, ValueError) as exc:
+            return f"## ⚠️ cannot verify\n\n{exc}", None
+        return _decision_markdown(result), result
+
+    def enroll(writer_id, name, files):
+        try:
+            if not files:
+                raise SigverifyError("please upload one or more reference signatures")
+            writer_id = (writer_id or "").strip()
+            try:
+                store.get_writer(writer_id)
+            except StoreError:
+                store.create_writer(writer_id, name or "")
+            uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
+            added = store.add_references(writer_id, uploads)
+        except (SigverifyError, ValueError, OSError) as exc:
+            return f"⚠️ enrollment failed, nothing was stored: {exc}"
+        total = store.get_writer(writer_id)["n_references"]
+        return f"✅ enrolled {len(added)} reference(s) for **{writer_id}** ({total} in all)"
+
+    def recent(limit):
+        rows = store.audit(limit=int(limit))
+        return [[r["id"], r["time"], r["action"], r["writer_id"], r["decision"], None if r["score"] is None else round(r["score"], 4), r["method"], r["client"]] for r in rows]
+
+    with gr.Blocks(title="sigverify") as blocks:
+        gr.Markdown("# sigverify\nOffline handwritten-signature verification. "
+                    f"Model **{artifact.name}**. Scores are calibrated probabilities that the questioned signature is genuine.")
+        with gr.Tab("Compare two signatures"):
+            with gr.Row():
+                reference_in = gr.Image(type="filepath", label="Reference signature", elem_id="compare-reference")
+                query_in = gr.Image(type="filepath", label="Questioned signature", elem_id="compare-query")
+            threshold_in = gr.Slider(0, 1, value=round(default_threshold, 3), step=0.01, label="Decision threshold", elem_id="compare-threshold")
+            compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+            compare_result = gr.Markdown(elem_id="compare-result")
+            with gr.Row():
+                ref_view = gr.Image(label="Reference, preprocessed", interactive=False)
+                query_view = gr.Image(label="Questioned, preprocessed", interactive=False)
+                overlay_view = gr.Image(label="Overlay: black both, blue reference only, red questioned only", interactive=False)
+            compare_button.click(compare, [reference_in, query_in, threshold_in], [compare_result, ref_view, query_view, overlay_view])
+
+        with gr.Tab("Verify against an enrolled writer"):
+            with gr.Row():
+                writer_in = gr.Dropdown(choices=[w["id"] for w in store.list_writers()], label="Enrolled writer", elem_id="verify-writer")
+                refresh = gr.Button("Refresh writers", size="sm")
+            from ..methods import METHODS
+
+            method_in = gr.Dropdown(choices=list(METHODS), value="fusion-mean", label="Method")
+            verify_query = gr.Image(type="filepath", label="Questioned signature", elem_id="verify-query")
+            verify_button = gr.Button("Verify", variant="primary", elem_id="verify-button")
+            verify_result = gr.Markdown(elem_id="verify-result")
+            verify_json = gr.JSON(label="Full answer")
+            refresh.click(writer_choices, None, writer_in)
+            verify_button.click(verify_enrolled, [writer_in, verify_query, method_in], [verify_result, verify_json])
+
+        with gr.Tab("Enroll a writer"):
+            enroll_id = gr.Textbox(label="Writer id", elem_id="enroll-id")
+            enroll_name = gr.Textbox(label="Display name")
+            enroll_files = gr.File(file_count="multiple", type="filepath", label="Reference signatures", elem_id="enroll-files")
+            enroll_button = gr.Button("Enroll", variant="primary", elem_id="enroll-button")
+            enroll_result = gr.Markdown(elem_id="enroll-result")
+            enroll_button.click(enroll, [enroll_id, enroll_name, enroll_files], enroll_result)
+
+        with gr.Tab("Recent decisions"):
+            limit_in = gr.Slider(5, 200, value=20, step=5, label="Rows")
+            audit_button = gr.Button("Refresh")
+            audit_table = gr.Dataframe(headers=["id", "time", "action", "writer", "decision", "score", "method", "client"], interactive=False)
+            audit_button.click(recent, limit_in, audit_table)
+            blocks.load(recent, limit_in, audit_table)
+    return blocks
