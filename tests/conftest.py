@@ -79,3 +79,52 @@ def tiny_model(tmp_path_factory, toy_data) -> Path:
         name="tiny",
     )
     return train(config, log=lambda _: None, progress=False)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """``sigverify serve`` in a subprocess on a free loopback port."""
+
+    def __init__(self, db: Path, model: Path, *extra: str, ui: bool = False) -> None:
+        self.db, self.model, self.extra, self.ui = db, model, extra, ui
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout: float = 120.0) -> "LiveServer":
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        command = [sys.executable, "-m", "sigverify.cli", "serve", "--port", str(self.port), "--db", str(self.db), "--model", str(self.model), *self.extra]
+        if not self.ui:
+            command.append("--no-ui")
+        self.log = open(self.db.with_suffix(".log"), "ab")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.db.with_suffix('.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("server did not start in time")
+
+    def kill(self, sig=None) -> None:
+        import signal
+
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig or signal.SIGTERM)
+            self.process.wait(timeout=30)
+        self.log.close()

@@ -15,11 +15,12 @@ from .errors import (  # noqa: E402
     SigverifyError,
 )
 from .preprocess import PreprocessConfig, preprocess  # noqa: E402
-from .api import load_model, represent, verify  # noqa: E402
+from .api import detect, load_model, represent, verify  # noqa: E402
 
 __all__ = [
     "__version__",
     "load_model",
+    "detect",
     "represent",
     "verify",
     "preprocess",

@@ -25,11 +25,10 @@ import torch
 
 from .calibration import pick_entry, to_probability
 from .errors import InvalidImage, ModelError, ReferencesError
-from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_gray, read_bytes
-from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, distances, raw_scores, reference_spread
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
+from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, distances, raw_scores
 from .models.artifact import ModelArtifact, load_artifact
-from .models.siamese import embed_images
-from .preprocess import preprocess_gray, tta_variants
+from .preprocess import preprocess_with_size
 
 DEFAULT_METHOD = "fusion-mean"
 DEFAULT_INCONCLUSIVE_BAND = 0.1
@@ -80,29 +79,25 @@ def _content_id(source: ImageSource, gray: np.ndarray) -> tuple[Optional[str], s
 
 
 class _Prepared:
-    """A decoded, preprocessed image with its content hashes."""
+    """A decoded, preprocessed image with its measured size and content hashes."""
 
     def __init__(self, source: ImageSource, artifact: ModelArtifact, max_pixels: int) -> None:
         self.name = describe_source(source)
         if hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
             source = read_bytes(source)  # a stream can be read once: keep its bytes
-        gray = load_gray(source, max_pixels=max_pixels)
+        gray, dpi = read_image(source, max_pixels=max_pixels)
         self.byte_hash, self.pixel_hash = _content_id(source, gray)
-        self.image = preprocess_gray(gray, artifact.preprocess, name=self.name)
+        self.image, self.size = preprocess_with_size(gray, artifact.preprocess, dpi=dpi, name=self.name)
+
+
+def _vectors(artifact: ModelArtifact, prepared: Sequence[_Prepared], tta: bool, bf16: bool) -> np.ndarray:
+    images = np.stack([p.image for p in prepared])
+    sizes = np.stack([p.size for p in prepared])
+    return artifact.vectors(images, sizes, bf16=bf16, tta=tta)
 
 
 def _is_embedding(item: Any, dim: int) -> bool:
     return isinstance(item, np.ndarray) and item.ndim == 1 and np.issubdtype(item.dtype, np.floating) and len(item) == dim
-
-
-def _embed_prepared(artifact: ModelArtifact, images: np.ndarray, tta: bool, bf16: bool) -> np.ndarray:
-    if not tta:
-        return embed_images(artifact.network, images, bf16=bf16)
-    variants = np.stack([tta_variants(image) for image in images])  # N x V x H x W
-    n, v = variants.shape[:2]
-    flat = embed_images(artifact.network, variants.reshape(n * v, *variants.shape[2:]), bf16=bf16)
-    mean = flat.reshape(n, v, -1).mean(axis=1)
-    return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
 
 def represent(
@@ -127,15 +122,50 @@ def represent(
     Returns
     -------
     np.ndarray
-        ``N x D`` float32, L2-normalised.
+        ``N x D`` float32: the L2-normalised embedding, followed (for models that compare sizes,
+        ``load_model().size_weight > 0``) by the weighted measured size (3 values).
     """
     artifact = load_model(model)
     if not isinstance(images, (list, tuple)):
         images = [images]  # one image (a NumPy array is always one image; pass a list for several)
     if not images:
-        return np.zeros((0, artifact.network.embedding_dim), dtype=np.float32)
-    prepared = np.stack([_Prepared(source, artifact, max_pixels).image for source in images])
-    return _embed_prepared(artifact, prepared, tta, bf16)
+        return np.zeros((0, artifact.vector_dim), dtype=np.float32)
+    return _vectors(artifact, [_Prepared(source, artifact, max_pixels) for source in images], tta, bf16)
+
+
+def detect(
+    image: ImageSource,
+    *,
+    detector: Any = None,
+    min_score: Optional[float] = None,
+    page: int = 0,
+    dpi: float = 200,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[dict[str, Any]]:
+    """Find handwritten signatures on a page.
+
+    Parameters
+    ----------
+    image
+        A page: image path/bytes/array/PIL image, a multi-page TIFF or a PDF (``page`` picks one,
+        PDFs are rendered at ``dpi``).
+    min_score
+        Keep boxes scoring at least this; default: the detector's operating score (fixed on dev pages).
+
+    Returns
+    -------
+    list of dict
+        ``{"box": [x0, y0, x1, y1], "score": s}`` in the page's pixels (x right, y down), best first;
+        empty when the page has no signature.
+    """
+    from .detect.detector import detect_gray, load_detector
+    from .documents import load_pages
+
+    artifact = load_detector(detector)
+    pages = load_pages(image, dpi=dpi, max_pixels=max_pixels)
+    if not 0 <= page < len(pages):
+        raise InvalidImage(describe_source(image), f"has {len(pages)} page(s); page {page} does not exist")
+    return detect_gray(pages[page].image, artifact, min_score=min_score)
 
 
 def _decide(score: float, threshold: float, band: float) -> str:
@@ -193,7 +223,7 @@ def verify(
         raise ValueError("inconclusive_band must be in [0, 1)")
     if threshold is not None and not 0 <= threshold <= 1:
         raise ValueError("threshold is a calibrated probability, in [0, 1]")
-    dim = artifact.network.embedding_dim
+    dim = artifact.vector_dim
     if isinstance(references, np.ndarray) and references.ndim == 2 and np.issubdtype(references.dtype, np.floating) and references.shape[1] == dim:
         references = list(references)
     if isinstance(references, (str, os.PathLike, bytes)) or references is None:
@@ -205,24 +235,21 @@ def verify(
     warnings_out: list[str] = []
     flags: list[str] = []
     query_prepared = _Prepared(query, artifact, max_pixels)
-    ref_images, ref_embeddings, ref_prepared = [], {}, []
+    ref_embeddings, ref_prepared, ref_positions = {}, [], []
     for position, item in enumerate(references):
         if _is_embedding(item, dim):
             ref_embeddings[position] = np.asarray(item, dtype=np.float32)
         elif isinstance(item, np.ndarray) and item.ndim == 1:
             raise ReferencesError(f"reference {position}", f"a 1-D array must be an embedding of size {dim}, got {item.shape} {item.dtype}")
         else:
-            prepared = _Prepared(item, artifact, max_pixels)
-            ref_prepared.append(prepared)
-            ref_images.append((position, prepared.image))
+            ref_prepared.append(_Prepared(item, artifact, max_pixels))
+            ref_positions.append(position)
 
-    batch = np.stack([query_prepared.image] + [image for _, image in ref_images])
-    embedded = _embed_prepared(artifact, batch, tta, bf16)
+    embedded = _vectors(artifact, [query_prepared] + ref_prepared, tta, bf16)
     query_embedding = embedded[:1]
-    for (position, _), embedding in zip(ref_images, embedded[1:]):
+    for position, embedding in zip(ref_positions, embedded[1:]):
         ref_embeddings[position] = embedding
     refs = np.stack([ref_embeddings[i] for i in range(len(references))])
-    refs = refs / np.linalg.norm(refs, axis=1, keepdims=True)
     n_refs = len(refs)
 
     # Reference quality.

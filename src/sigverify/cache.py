@@ -3,6 +3,7 @@
 The cache is a compressed ``.npz`` (no pickled objects) holding:
 
 ``images``   N x H x W uint8, the preprocessed signatures;
+``sizes``    N x 3 float32, each signature's measured size (see :func:`sigverify.preprocess.preprocess_with_size`);
 ``paths``, ``writers``, ``labels``, ``datasets``, ``forgers``, ``samples``   per-image strings;
 ``sha256``   hash of each file's bytes; ``pixel_hash``: hash of its decoded pixels; ``phash``: 256-bit
              perceptual hash (hex) of the decoded image, for near-duplicate checks;
@@ -30,7 +31,7 @@ from .datasets import Record
 from .errors import SigverifyError
 from .preprocess import DEFAULT_CONFIG, PreprocessConfig
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # 256-bit perceptual hashes: at 64 bits distinct signatures of one writer collide (measured on CEDAR).
 PHASH_SIZE = 16
 
@@ -58,6 +59,7 @@ class ImageFacts:
     pixel_hash: str
     phash: str
     error: Optional[str] = None
+    size: Optional[np.ndarray] = None
 
 
 def examine(path: str, config: PreprocessConfig) -> ImageFacts:
@@ -66,8 +68,8 @@ def examine(path: str, config: PreprocessConfig) -> ImageFacts:
     import imagehash
     from PIL import Image
 
-    from .imageio import load_gray
-    from .preprocess import preprocess_gray
+    from .imageio import read_image
+    from .preprocess import preprocess_with_size
 
     cv2.setNumThreads(1)  # one process per core already
     try:
@@ -77,13 +79,13 @@ def examine(path: str, config: PreprocessConfig) -> ImageFacts:
     sha = hashlib.sha256(data).hexdigest()
     pixel_hash = phash = ""
     try:
-        gray = load_gray(data)
+        gray, dpi = read_image(data)
         pixel_hash = hashlib.sha256(np.asarray(gray.shape).tobytes() + gray.tobytes()).hexdigest()
         phash = str(imagehash.phash(Image.fromarray(gray), hash_size=PHASH_SIZE))
-        image = preprocess_gray(gray, config, name=path)
+        image, size = preprocess_with_size(gray, config, dpi=dpi, name=path)
     except SigverifyError as exc:
         return ImageFacts(None, sha, pixel_hash, phash, str(exc))
-    return ImageFacts(image, sha, pixel_hash, phash)
+    return ImageFacts(image, sha, pixel_hash, phash, size=size)
 
 
 def _examine_star(args: tuple[str, PreprocessConfig]) -> ImageFacts:
@@ -95,6 +97,7 @@ class Cache:
     """A preprocessed dataset: images aligned with their records and hashes."""
 
     images: np.ndarray
+    sizes: np.ndarray
     records: list[Record]
     sha256: list[str]
     pixel_hash: list[str]
@@ -114,6 +117,7 @@ class Cache:
         idx = [int(i) for i in indices]
         return Cache(
             images=self.images[idx],
+            sizes=self.sizes[idx],
             records=[self.records[i] for i in idx],
             sha256=[self.sha256[i] for i in idx],
             pixel_hash=[self.pixel_hash[i] for i in idx],
@@ -134,6 +138,7 @@ class Cache:
         np.savez_compressed(
             tmp,
             images=self.images,
+            sizes=self.sizes,
             paths=column("path"),
             writers=column("writer"),
             labels=column("label"),
@@ -161,6 +166,7 @@ class Cache:
             ]
             return cls(
                 images=data["images"],
+                sizes=data["sizes"],
                 records=records,
                 sha256=data["sha256"].tolist(),
                 pixel_hash=data["pixel_hash"].tolist(),
@@ -219,8 +225,10 @@ def build_cache(
         "workers": workers,
         "failures": failures,
     }
+    sizes = np.stack([facts[i].size for i in kept]).astype(np.float32) if kept else np.zeros((0, 3), dtype=np.float32)
     return Cache(
         images=images,
+        sizes=sizes,
         records=[records[i] for i in kept],
         sha256=[facts[i].sha256 for i in kept],
         pixel_hash=[facts[i].pixel_hash for i in kept],

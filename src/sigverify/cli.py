@@ -291,6 +291,99 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- detection
+
+
+def _draw_boxes(gray, found, path: str) -> None:
+    import cv2
+
+    picture = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    thickness = max(2, int(max(gray.shape) / 400))
+    for item in found:
+        x0, y0, x1, y1 = (int(round(v)) for v in item["box"])
+        cv2.rectangle(picture, (x0, y0), (x1, y1), (0, 0, 230), thickness)
+        cv2.putText(picture, f"{item['score']:.2f}", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, thickness / 3, (0, 0, 230), max(1, thickness // 2))
+    if not cv2.imwrite(path, picture):
+        raise SigverifyError(f"{path}: cannot write the picture (unknown extension or folder?)")
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .detect.detector import detect_gray, load_detector
+    from .documents import load_pages
+
+    artifact = load_detector(args.detector)
+    all_results = []
+    failures = 0
+    for source in args.pages:
+        try:
+            pages = load_pages(source, dpi=args.dpi)
+        except SigverifyError as exc:
+            print(f"sigverify: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        for page in pages:
+            found = detect_gray(page.image, artifact, min_score=args.min_score)
+            label = source if len(pages) == 1 else f"{source}#page{page.index + 1}"
+            all_results.append({"page": label, "width": page.image.shape[1], "height": page.image.shape[0], "signatures": found})
+            if args.crops:
+                Path(args.crops).mkdir(parents=True, exist_ok=True)
+                for number, item in enumerate(found, 1):
+                    x0, y0, x1, y1 = (int(round(v)) for v in item["box"])
+                    stem = Path(source).stem + (f"-p{page.index + 1}" if len(pages) > 1 else "")
+                    target = Path(args.crops) / f"{stem}-sig{number}.png"
+                    cv2.imwrite(str(target), page.image[y0:y1, x0:x1])
+                    item["crop"] = str(target)
+            if args.draw:
+                target = args.draw if len(pages) == 1 and len(args.pages) == 1 else str(Path(args.draw).with_name(f"{Path(args.draw).stem}-{Path(source).stem}-p{page.index + 1}{Path(args.draw).suffix}"))
+                _draw_boxes(page.image, found, target)
+            if not args.json:
+                if not found:
+                    print(f"{label}\tno signature found")
+                for item in found:
+                    x0, y0, x1, y1 = item["box"]
+                    print(f"{label}\t{x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}\t{item['score']:.3f}" + (f"\t{item['crop']}" if "crop" in item else ""))
+    if args.json:
+        _print_json(all_results)
+    return EXIT_ERROR if failures else 0
+
+
+def cmd_train_detector(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .detect.train import DetectorConfig, train_detector
+
+    values = DetectorConfig.from_file(args.config).to_dict() if args.config else {}
+    for flag in ("tobacco", "out", "epochs", "long_side", "synthetic_pages", "max_minutes", "threads", "seed"):
+        value = getattr(args, flag)
+        if value is not None:
+            values[flag] = value
+    config = DetectorConfig.from_dict(values)
+    train_detector(config, command="sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    return 0
+
+
+def cmd_evaluate_detector(args: argparse.Namespace) -> int:
+    from .detect.evaluate import evaluate_detector
+
+    report = evaluate_detector(args.data, detector=args.detector, part=args.part, synthetic=args.synthetic, log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=1)
+    tob = report["tobacco800"]
+    print(f"Tobacco-800 {tob['part']} pages: AP50 {tob['all']['ap50']:.4f}  AP50:95 {tob['all']['ap']:.4f}  "
+          f"precision {tob['all']['precision']:.4f}  recall {tob['all']['recall']:.4f} at score {report['operating_score']:.3f}")
+    print(f"  with signatures ({tob['with_signatures']['pages']} pages): AP50 {tob['with_signatures']['ap50']:.4f}  recall {tob['with_signatures']['recall']:.4f}")
+    print(f"  without signatures ({tob['without_signatures']['pages']} pages): {tob['without_signatures']['fp_per_page']:.3f} false positives per page")
+    print(f"  latency per page: median {report['latency_ms']['median']} ms, p95 {report['latency_ms']['p95']} ms (reading the file included)")
+    if "synthetic" in report:
+        syn = report["synthetic"]
+        print(f"synthetic pages ({syn['pages']}): AP50 {syn['ap50']:.4f}  AP50:95 {syn['ap']:.4f}  recall {syn['recall']:.4f}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -441,6 +534,36 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--model", help="model file (default: the shipped model)")
     identify.add_argument("--json", action="store_true")
     identify.set_defaults(handler=cmd_identify)
+
+    detect = commands.add_parser("detect", help="find signatures on scanned pages (images, multi-page TIFF, PDF)")
+    detect.add_argument("pages", nargs="+", help="page images or PDFs")
+    detect.add_argument("--json", action="store_true", help="print JSON")
+    detect.add_argument("--crops", help="write each found signature as a PNG into this folder")
+    detect.add_argument("--draw", help="write the page with the boxes drawn to this PNG")
+    detect.add_argument("--min-score", type=float, help="keep boxes with at least this score (default: the detector's)")
+    detect.add_argument("--dpi", type=float, default=200, help="rendering resolution for PDF pages (default 200)")
+    detect.add_argument("--detector", help="detector file (default: the shipped one)")
+    detect.set_defaults(handler=cmd_detect)
+
+    train_det = commands.add_parser("train-detector", help="train the signature detector (Tobacco-800 + synthetic pages)")
+    train_det.add_argument("--config", help="TOML file with a [detector] table (configs/detector.toml)")
+    train_det.add_argument("--tobacco", help="Tobacco-800 folder")
+    train_det.add_argument("--out", help="run folder")
+    train_det.add_argument("--epochs", type=int)
+    train_det.add_argument("--long-side", dest="long_side", type=int)
+    train_det.add_argument("--synthetic-pages", dest="synthetic_pages", type=int)
+    train_det.add_argument("--max-minutes", dest="max_minutes", type=float)
+    train_det.add_argument("--threads", type=int)
+    train_det.add_argument("--seed", type=int)
+    train_det.set_defaults(handler=cmd_train_detector)
+
+    eval_det = commands.add_parser("evaluate-detector", help="AP50, AP50:95, precision/recall, false positives, latency")
+    eval_det.add_argument("data", help="Tobacco-800 folder")
+    eval_det.add_argument("--detector", help="detector file (default: the shipped one)")
+    eval_det.add_argument("--part", default="test", choices=["train", "dev", "test", "all"], help="which pages (default: the detector's test pages)")
+    eval_det.add_argument("--synthetic", type=int, default=0, help="also evaluate on this many fresh synthetic pages")
+    eval_det.add_argument("--json", help="write the full report here")
+    eval_det.set_defaults(handler=cmd_evaluate_detector)
     return parser
 
 

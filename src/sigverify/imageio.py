@@ -13,7 +13,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -146,6 +146,46 @@ def _array_to_gray(array: np.ndarray, name: str) -> np.ndarray:
     raise InvalidImage(name, f"unsupported array dtype {array.dtype}")
 
 
+def _dpi_of(image: Image.Image) -> Optional[float]:
+    """The resolution an image file declares, when plausible (50-2400 dpi)."""
+    dpi = image.info.get("dpi")
+    try:
+        value = float(dpi[0]) if dpi else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if value and 50 <= value <= 2400 else None
+
+
+def read_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = None,
+) -> tuple[np.ndarray, Optional[float]]:
+    """Like :func:`load_gray`, plus the resolution the file declares (``None`` when it declares none).
+
+    Returns
+    -------
+    (gray, dpi)
+        ``H x W`` uint8 and dots per inch or ``None``.
+    """
+    name = describe_source(source)
+    if isinstance(source, np.ndarray):
+        if source.ndim >= 2 and source.shape[0] * source.shape[1] > max_pixels:
+            raise ImageTooLarge(name, f"over the pixel limit of {max_pixels}")
+        return _array_to_gray(source, name), None
+    if isinstance(source, Image.Image):
+        width, height = source.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(name, f"{width}x{height} pixels, over the limit of {max_pixels}")
+        return _pil_to_gray(source, name), _dpi_of(source)
+    data = read_bytes(source, max_bytes=max_bytes)
+    if data is None:
+        raise InvalidImage(name, f"unsupported image source type {type(source).__name__}")
+    image = _open_encoded(data, name, max_pixels)
+    return _pil_to_gray(image, name), _dpi_of(image)
+
+
 def load_gray(
     source: ImageSource,
     *,
@@ -170,18 +210,4 @@ def load_gray(
     np.ndarray
         ``H x W`` uint8, 0 = black, 255 = white.
     """
-    name = describe_source(source)
-    if isinstance(source, np.ndarray):
-        if source.ndim >= 2 and source.shape[0] * source.shape[1] > max_pixels:
-            raise ImageTooLarge(name, f"over the pixel limit of {max_pixels}")
-        return _array_to_gray(source, name)
-    if isinstance(source, Image.Image):
-        width, height = source.size
-        if width * height > max_pixels:
-            raise ImageTooLarge(name, f"{width}x{height} pixels, over the limit of {max_pixels}")
-        return _pil_to_gray(source, name)
-    data = read_bytes(source, max_bytes=max_bytes)
-    if data is None:
-        raise InvalidImage(name, f"unsupported image source type {type(source).__name__}")
-    image = _open_encoded(data, name, max_pixels)
-    return _pil_to_gray(image, name)
+    return read_image(source, max_pixels=max_pixels, max_bytes=max_bytes)[0]

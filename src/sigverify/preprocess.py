@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -58,6 +58,8 @@ class PreprocessConfig:
         Minimum mean grey difference between paper and ink; below it the image is blank.
     min_ink_pixels
         Minimum number of ink pixels; below it the image is blank.
+    default_dpi
+        Resolution assumed for size measurements when a file declares none.
     """
 
     height: int = 150
@@ -69,6 +71,7 @@ class PreprocessConfig:
     binarize: bool = False
     min_contrast: float = 12.0
     min_ink_pixels: int = 20
+    default_dpi: float = 150.0
 
     def __post_init__(self) -> None:
         if self.height < 16 or self.width < 16:
@@ -160,13 +163,24 @@ def _fit_on_canvas(ink: np.ndarray, weights: np.ndarray, config: PreprocessConfi
     return canvas
 
 
-def preprocess_gray(gray: np.ndarray, config: PreprocessConfig = DEFAULT_CONFIG, *, name: str = "<array>") -> np.ndarray:
-    """Preprocess an already-decoded ``H x W`` uint8 greyscale image.
+SIZE_FEATURES = ("log_width_in", "log_height_in", "log_ink_area_in2")
+
+
+def preprocess_with_size(
+    gray: np.ndarray, config: PreprocessConfig = DEFAULT_CONFIG, *, dpi: Optional[float] = None, name: str = "<array>"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocess an ``H x W`` uint8 greyscale image and measure the signature's physical size.
+
+    The preprocessed image is scale-normalised (it fills the canvas), so a signature's size is
+    measured here instead: forgers often write larger or smaller than their model.
 
     Returns
     -------
-    np.ndarray
+    image : np.ndarray
         ``config.height x config.width`` uint8, ink bright on a 0 background.
+    size : np.ndarray
+        ``3`` float32: log width and log height of the ink box in inches, log ink area in square
+        inches, at the file's resolution (``dpi``) or ``config.default_dpi``.
 
     Raises
     ------
@@ -202,7 +216,20 @@ def preprocess_gray(gray: np.ndarray, config: PreprocessConfig = DEFAULT_CONFIG,
     canvas = _fit_on_canvas(ink, weights, config)
     if config.binarize:  # resizing blends edges into grey: threshold again at mid-grey
         canvas = np.where(canvas >= 128, 255, 0).astype(np.uint8)
-    return canvas
+    resolution = dpi or config.default_dpi
+    size = np.log(np.array([(c1 - c0) / resolution, (r1 - r0) / resolution, max(1, int((ink > 0).sum())) / resolution**2], dtype=np.float64))
+    return canvas, size.astype(np.float32)
+
+
+def preprocess_gray(gray: np.ndarray, config: PreprocessConfig = DEFAULT_CONFIG, *, name: str = "<array>") -> np.ndarray:
+    """Preprocess an already-decoded ``H x W`` uint8 greyscale image (see :func:`preprocess_with_size`).
+
+    Returns
+    -------
+    np.ndarray
+        ``config.height x config.width`` uint8, ink bright on a 0 background.
+    """
+    return preprocess_with_size(gray, config, name=name)[0]
 
 
 def preprocess(

@@ -49,7 +49,7 @@ def seen_writers(artifact: ModelArtifact) -> set[str]:
 
 
 def _probe_features(images: np.ndarray) -> np.ndarray:
-    """What a reference-blind probe sees: a 30 x 44 thumbnail and a 16-bin ink histogram."""
+    """What a reference-blind probe sees of an image: a 30 x 44 thumbnail and a 16-bin ink histogram."""
     import cv2
 
     thumbs = np.stack([cv2.resize(image, (44, 30), interpolation=cv2.INTER_AREA) for image in images]).reshape(len(images), -1) / 255.0
@@ -70,9 +70,11 @@ def reference_blind_probes(cache: Cache, train_idx: np.ndarray, test_idx: np.nda
     if len(set(y_train)) < 2 or len(set(y_test)) < 2:
         return {}
     result = {}
+    # Both probes also see the measured size: a query-only cue as much as the pixels are.
+    size_train, size_test = cache.sizes[train_idx], cache.sizes[test_idx]
     for name, x_train, x_test in (
-        ("probe_pixels_auc", _probe_features(cache.images[train_idx]), _probe_features(cache.images[test_idx])),
-        ("probe_embedding_auc", embeddings_train, embeddings_test),
+        ("probe_pixels_auc", np.hstack([_probe_features(cache.images[train_idx]), size_train]), np.hstack([_probe_features(cache.images[test_idx]), size_test])),
+        ("probe_embedding_auc", np.hstack([embeddings_train, size_train]), np.hstack([embeddings_test, size_test])),
     ):
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
         probe.fit(x_train, y_train)
@@ -110,7 +112,7 @@ def evaluate_split(
     records = [cache.records[i] for i in test_idx]
     all_ids = cache.content_ids()
     ids = [all_ids[i] for i in test_idx]
-    embeddings = embed_images(artifact.network, cache.images[test_idx], bf16=bf16)
+    embeddings = artifact.vectors(cache.images[test_idx], cache.sizes[test_idx], bf16=bf16)
     background = artifact.background
     vote_distance = artifact.thresholds.get("distance", 0.0)
     calibration = artifact.calibration
@@ -153,7 +155,8 @@ def evaluate_split(
         train_idx = np.flatnonzero(np.isin(writer_keys, list(train_writers))) if len(train_writers) else np.array([], dtype=int)
         if len(train_idx):
             embeddings_train = embed_images(artifact.network, cache.images[train_idx], bf16=bf16)
-            control.update(reference_blind_probes(cache, train_idx, test_idx, embeddings_train, embeddings))
+            embeddings_test = embed_images(artifact.network, cache.images[test_idx], bf16=bf16)
+            control.update(reference_blind_probes(cache, train_idx, test_idx, embeddings_train, embeddings_test))
         shuffle_refs = max(refs)
         shuffled = multi_reference_trials(records, shuffle_refs, draws=draws, seed=seed + 1, content_ids=ids, shuffle_references=True)
         if shuffled.trials and "fusion-mean" in calibration:

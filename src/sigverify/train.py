@@ -76,12 +76,14 @@ class TrainConfig:
     test_fraction: float = 0.2
     split_file: Optional[str] = None
     augment: bool = True
+    augment_args: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields to override
     bf16: bool = False
     threads: int = 0  # 0: all cores
     preprocess: dict[str, Any] = field(default_factory=dict)
     max_minutes: float = 0.0  # stop after this much wall time (0: no limit)
     cache_dir: Optional[str] = None
     name: Optional[str] = None
+    use_size: bool = True  # compare measured signature sizes too (weight chosen on dev writers)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -148,6 +150,32 @@ def selection_key(metrics: dict[str, float]) -> float:
     return metrics.get("eer_skilled", metrics.get("eer_random", metrics["eer"]))
 
 
+SIZE_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, weights=SIZE_WEIGHTS) -> tuple[float, dict]:
+    """Weight of the measured size in the compared vectors, chosen on dev writers: the one with the
+    lowest mean of the one-reference EER and the five-reference writer-threshold EER (skilled)."""
+    from .protocol import multi_reference_trials, score_trials
+
+    pairs = single_reference_pairs(records, content_ids=content_ids, seed=0)
+    trials = multi_reference_trials(records, 5, draws=2, seed=0, content_ids=content_ids)
+    table = {}
+    for weight in weights:
+        vectors = np.concatenate([embeddings, weight * sizes], axis=1) if weight else embeddings
+        chosen = (pairs.kinds == "genuine") | (pairs.kinds == ("skilled" if (pairs.kinds == "skilled").any() else "random"))
+        one = eer(pairs.labels[chosen], distance_scores(vectors, pairs)[chosen])[0]
+        scored = score_trials(trials, vectors, "writer-threshold")
+        if scored is not None:
+            mask = (scored.kinds == "genuine") | (scored.kinds == ("skilled" if (scored.kinds == "skilled").any() else "random"))
+            five = eer(scored.labels[mask], scored.scores[mask])[0]
+        else:
+            five = one
+        table[str(weight)] = {"eer_1ref": one, "eer_5ref_writer_threshold": five}
+    best = min(weights, key=lambda w: (table[str(w)]["eer_1ref"] + table[str(w)]["eer_5ref_writer_threshold"]) / 2)
+    return float(best), table
+
+
 def calibrate_network(
     network: SiameseModel,
     cache: Cache,
@@ -156,37 +184,39 @@ def calibrate_network(
     *,
     bf16: bool = False,
     kind: str = "logistic",
+    use_size: bool = True,
     log=print,
-) -> tuple[dict, dict, np.ndarray]:
-    """Thresholds, per-method calibration (dev writers only) and the WD background (train writers).
+) -> tuple[dict, dict, np.ndarray, float, dict]:
+    """Size weight, thresholds, per-method calibration (dev writers only) and the WD background
+    (training writers).
 
     Returns
     -------
-    (thresholds, calibration, background)
+    (thresholds, calibration, background, size_weight, size_table)
         ``thresholds["distance"]``: accept a one-reference pair when the distance is at most this.
-        ``calibration``: ``{method: {str(R): entry}}``. ``background``: ``B x D`` embeddings.
+        ``calibration``: ``{method: {str(R): entry}}``. ``background``: ``B x D`` vectors.
     """
     from .calibration import background_sample, calibrate_methods
     from .methods import METHODS
+    from .models.siamese import signature_vectors
 
     all_ids = cache.content_ids()
     dev_records = [cache.records[i] for i in dev_idx]
+    dev_ids = [all_ids[i] for i in dev_idx]
     dev_embeddings = embed_images(network, cache.images[dev_idx], bf16=bf16)
-    single = calibrate_methods(
-        dev_embeddings, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1],
-        kind=kind, content_ids=[all_ids[i] for i in dev_idx],
-    )
+    size_weight, size_table = (0.0, {})
+    if use_size:
+        size_weight, size_table = choose_size_weight(dev_embeddings, cache.sizes[dev_idx], dev_records, dev_ids)
+    dev_vectors = np.concatenate([dev_embeddings, size_weight * cache.sizes[dev_idx]], axis=1) if size_weight else dev_embeddings
+    single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids)
     distance_threshold = -single["single"]["1"]["threshold_raw"]
     train_records = [cache.records[i] for i in train_idx]
     background_idx = train_idx[background_sample(train_records)]
-    background = embed_images(network, cache.images[background_idx], bf16=bf16)
-    calibration = calibrate_methods(
-        dev_embeddings, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS,
-        kind=kind, content_ids=[all_ids[i] for i in dev_idx],
-    )
-    log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; "
+    background = signature_vectors(network, cache.images[background_idx], cache.sizes[background_idx], size_weight, bf16=bf16)
+    calibration = calibrate_methods(dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids)
+    log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}; "
         f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures")
-    return {"distance": float(distance_threshold)}, calibration, background
+    return {"distance": float(distance_threshold)}, calibration, background, size_weight, size_table
 
 
 def _plot(history: list[dict], path: Path) -> None:
@@ -268,7 +298,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     sampler = PKSampler(cache.records, config.batch_writers, config.per_writer, forged_per_writer=config.forged_per_writer, subset=train_idx, seed=config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    augment_config = AugmentConfig()
+    augment_config = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment_args.items()})
     images = torch.from_numpy(cache.images)
     steps_per_epoch = config.steps_per_epoch or max(1, len(train_idx) // config.batch_size)
 
@@ -388,13 +418,17 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
     network = best.network
     writer_keys = np.array([r.writer_key for r in cache.records])
     train_idx = np.flatnonzero(np.isin(writer_keys, split.train))
-    thresholds, calibration, background = calibrate_network(network, cache, dev_idx, train_idx, bf16=config.bf16, log=log)
+    thresholds, calibration, background, size_weight, size_table = calibrate_network(
+        network, cache, dev_idx, train_idx, bf16=config.bf16, use_size=config.use_size, log=log
+    )
     datasets = sorted({r.dataset for r in cache.records})
     metadata = {
         "name": config.name or out.name,
         "version": f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}",
         "preprocess": cache.config.to_dict(),
         "thresholds": thresholds,
+        "size_weight": size_weight,
+        "size_weight_dev_table": size_table,
         "calibration": calibration,
         "dev_metrics": best.metadata.get("dev_metrics", {}),
         "selected_epoch": best.metadata.get("epoch"),

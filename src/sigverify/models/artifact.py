@@ -55,6 +55,22 @@ class ModelArtifact:
         return str(self.metadata.get("version") or self.name)
 
     @property
+    def size_weight(self) -> float:
+        """Weight of the measured signature size in the compared vectors (0: size not used)."""
+        return float(self.metadata.get("size_weight", 0.0))
+
+    @property
+    def vector_dim(self) -> int:
+        """Length of the vectors :func:`sigverify.represent` returns for this model."""
+        return self.network.embedding_dim + (3 if self.size_weight else 0)
+
+    def vectors(self, images: np.ndarray, sizes: Optional[np.ndarray], *, bf16: bool = True, tta: bool = False) -> np.ndarray:
+        """Embeddings (and weighted sizes) of preprocessed images: what the methods compare."""
+        from .siamese import signature_vectors
+
+        return signature_vectors(self.network, images, sizes, self.size_weight, bf16=bf16, tta=tta)
+
+    @property
     def thresholds(self) -> dict[str, float]:
         return dict(self.metadata.get("thresholds", {}))
 
@@ -72,16 +88,9 @@ class ModelArtifact:
 EXTRA_PREFIX = "extra."
 
 
-def save_model(
-    path: str | Path,
-    network: SiameseModel,
-    metadata: dict[str, Any],
-    *,
-    half: bool = True,
-    extras: Optional[dict[str, torch.Tensor]] = None,
-) -> Path:
-    """Write ``network``'s weights, ``extras`` (e.g. the background embeddings) and ``metadata`` to
-    one safetensors file (atomically)."""
+def write_artifact(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any], *, half: bool = True) -> Path:
+    """Write tensors (floating ones as fp16 when ``half``) and JSON metadata to one safetensors
+    file, atomically. Shared by the verifier, the detector and the cleaners."""
     from safetensors.torch import save_file
 
     from .. import __version__
@@ -90,27 +99,71 @@ def save_model(
     meta.setdefault("format", FORMAT_VERSION)
     meta.setdefault("sigverify_version", __version__)
     meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
-    meta["architecture"] = {"name": network.architecture, "args": network.architecture_args}
-    meta["embedding_dim"] = network.embedding_dim
-    meta["pair_head"] = network.pair_head is not None
     meta["weights_dtype"] = "float16" if half else "float32"
-    tensors = {}
-    for key, value in network.state_dict().items():
-        value = value.detach().cpu().contiguous()
-        tensors[key] = value.half() if half and value.is_floating_point() else value
-    for key, value in (extras or {}).items():
+    stored = {}
+    for key, value in tensors.items():
         value = torch.as_tensor(value).detach().cpu().contiguous()
-        tensors[EXTRA_PREFIX + key] = value.half() if half and value.is_floating_point() else value
-    meta["extras"] = sorted(extras or {})
+        stored[key] = value.half() if half and value.is_floating_point() else value
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    save_file(stored, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
     tmp.replace(path)
     return path
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
+def read_artifact(path: str | Path, *, required: tuple[str, ...] = ("format",), kind: Optional[str] = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of an artifact, or :class:`ModelError` saying what is wrong with it."""
+    from safetensors.torch import load_file
+
+    metadata = read_metadata(path, required=required)
+    if kind is not None and metadata.get("kind", "verifier") != kind:
+        raise ModelError(f"{path}: a {metadata.get('kind', 'verifier')} model, not a {kind}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: weights unreadable (truncated or corrupt?): {exc}") from None
+    return metadata, tensors
+
+
+def check_state_dict(path: str | Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], architecture: str) -> None:
+    """Refuse weights whose names or shapes differ from the network built from the metadata."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing {missing[:3]}")
+        if unexpected:
+            details.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            details.append(f"wrong shape {wrong[:3]}")
+        raise ModelError(f"{path}: weights do not match the declared architecture {architecture}: " + "; ".join(details))
+
+
+def save_model(
+    path: str | Path,
+    network: SiameseModel,
+    metadata: dict[str, Any],
+    *,
+    half: bool = True,
+    extras: Optional[dict[str, torch.Tensor]] = None,
+) -> Path:
+    """Write a verifier: ``network``'s weights, ``extras`` (e.g. the background embeddings) and
+    ``metadata`` in one safetensors file."""
+    meta = dict(metadata)
+    meta["kind"] = "verifier"
+    meta["architecture"] = {"name": network.architecture, "args": network.architecture_args}
+    meta["embedding_dim"] = network.embedding_dim
+    meta["pair_head"] = network.pair_head is not None
+    meta["extras"] = sorted(extras or {})
+    tensors = dict(network.state_dict())
+    tensors.update({EXTRA_PREFIX + k: torch.as_tensor(v) for k, v in (extras or {}).items()})
+    return write_artifact(path, tensors, meta, half=half)
+
+
+def read_metadata(path: str | Path, *, required: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, Any]:
     """The metadata of an artifact, without loading its weights."""
     from safetensors import safe_open
 
@@ -128,7 +181,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         metadata = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path}: metadata is not valid JSON ({exc})") from None
-    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    missing = [key for key in required if key not in metadata]
     if missing:
         raise ModelError(f"{path}: metadata lacks {', '.join(missing)}")
     if metadata["format"] > FORMAT_VERSION:
@@ -137,7 +190,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:
-    """Load a model artifact, checking that its weights match its declared architecture.
+    """Load a verifier artifact, checking that its weights match its declared architecture.
 
     Raises
     ------
@@ -145,13 +198,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         Missing, truncated or corrupt file; metadata missing or inconsistent; weights that do not
         fit the declared architecture.
     """
-    from safetensors.torch import load_file
-
-    metadata = read_metadata(path)
-    try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{path}: weights unreadable (truncated or corrupt?): {exc}") from None
+    metadata, tensors = read_artifact(path, required=REQUIRED_KEYS, kind="verifier")
     extras = {k[len(EXTRA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
     tensors = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
     if sorted(extras) != sorted(metadata.get("extras", [])):
@@ -164,18 +211,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     if network.embedding_dim != metadata["embedding_dim"]:
         raise ModelError(f"{path}: declared embedding size {metadata['embedding_dim']} != architecture's {network.embedding_dim}")
     expected = network.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:3]}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:3]}")
-        if wrong:
-            details.append(f"wrong shape {wrong[:3]}")
-        raise ModelError(f"{path}: weights do not match the declared architecture {architecture['name']}: " + "; ".join(details))
+    check_state_dict(path, expected, tensors, architecture["name"])
     network.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
     network.eval()
     return ModelArtifact(network=network, metadata=metadata, path=str(path), extras=extras)

@@ -58,7 +58,7 @@ class SiameseModel(nn.Module):
 
 
 @torch.inference_mode()
-def embed_images(network: SiameseModel, images: np.ndarray, *, batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+def embed_images(network: SiameseModel, images: np.ndarray, *, batch_size: int = 64, bf16: bool = False, tta: bool = False) -> np.ndarray:
     """Embed preprocessed images in batches.
 
     Parameters
@@ -67,12 +67,22 @@ def embed_images(network: SiameseModel, images: np.ndarray, *, batch_size: int =
         ``N x H x W`` uint8, as :func:`sigverify.preprocess.preprocess` returns them.
     bf16
         Run the network under bfloat16 autocast (much faster on CPUs with AMX / AVX-512 BF16).
+    tta
+        Average the embeddings of small rotations and scales of each image (then renormalise).
 
     Returns
     -------
     np.ndarray
         ``N x D`` float32 L2-normalised embeddings.
     """
+    if tta and len(images):
+        from ..preprocess import tta_variants
+
+        variants = np.stack([tta_variants(image) for image in images])  # N x V x H x W
+        n, v = variants.shape[:2]
+        flat = embed_images(network, variants.reshape(n * v, *variants.shape[2:]), batch_size=batch_size, bf16=bf16)
+        mean = flat.reshape(n, v, -1).mean(axis=1)
+        return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
     was_training = network.training
     network.eval()
     chunks = []
@@ -86,3 +96,22 @@ def embed_images(network: SiameseModel, images: np.ndarray, *, batch_size: int =
     if not chunks:
         return np.zeros((0, network.embedding_dim), dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32)
+
+
+def signature_vectors(
+    network: SiameseModel,
+    images: np.ndarray,
+    sizes: Optional[np.ndarray],
+    size_weight: float,
+    *,
+    bf16: bool = False,
+    tta: bool = False,
+) -> np.ndarray:
+    """What every decision method compares: the embedding, plus the measured size scaled by
+    ``size_weight`` when the model uses size (``N x (D + 3)``), else the embedding alone."""
+    embeddings = embed_images(network, images, bf16=bf16, tta=tta)
+    if not size_weight:
+        return embeddings
+    if sizes is None or len(sizes) != len(images):
+        raise ValueError("this model compares signature sizes: give one size vector per image")
+    return np.concatenate([embeddings, size_weight * np.asarray(sizes, dtype=np.float32)], axis=1).astype(np.float32)

@@ -271,7 +271,7 @@ class Store:
 
     def _prepare(self, files: Sequence[tuple[str, bytes]]) -> list[dict[str, Any]]:
         """Decode, preprocess and embed every upload first; any failure rejects the whole batch."""
-        from ..api import _embed_prepared, _Prepared
+        from ..api import _Prepared, _vectors
 
         prepared = []
         for filename, data in files:
@@ -281,7 +281,7 @@ class Store:
                 item = _Prepared(data, self.artifact, self.max_pixels)
             prepared.append((filename, data, item))
         with self.lock:
-            embeddings = _embed_prepared(self.artifact, np.stack([p.image for _, _, p in prepared]), False, True)
+            embeddings = _vectors(self.artifact, [p for _, _, p in prepared], False, True)
         return [
             {"filename": filename, "data": data, "sha": item.byte_hash or "", "pixel": item.pixel_hash, "embedding": embedding}
             for (filename, data, item), embedding in zip(prepared, embeddings)
@@ -399,7 +399,7 @@ class Store:
 
     def identify(self, query: bytes, *, top: int = 5, client: str = "") -> dict[str, Any]:
         """The enrolled writers nearest to a query (fusion-mean score, calibrated), best first."""
-        from ..api import _embed_prepared, _Prepared
+        from ..api import _Prepared, _vectors
         from ..calibration import pick_entry, to_probability
         from ..methods import raw_scores
 
@@ -408,7 +408,7 @@ class Store:
         with named("query"):
             prepared = _Prepared(query, self.artifact, self.max_pixels)
         with self.lock:
-            query_embedding = _embed_prepared(self.artifact, prepared.image[None], False, True)
+            query_embedding = _vectors(self.artifact, [prepared], False, True)
         candidates = []
         with self.sessions.begin() as session:
             for writer in session.scalars(select(Writer)).all():

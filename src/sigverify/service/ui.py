@@ -40,9 +40,8 @@ def _read(path: Optional[str], what: str) -> bytes:
 
 
 def _decision_markdown(result: dict[str, Any]) -> str:
-    icon = {"genuine": "✅", "forged": "❌", "inconclusive": "⚠️"}[result["decision"]]
     lines = [
-        f"## {icon} {result['decision'].upper()}",
+        f"## Decision: {result['decision'].upper()}",
         f"**Score: {result['score'] * 100:.1f} %** (threshold {result['threshold'] * 100:.1f} %, method {result['method']}, "
         f"{result['n_references']} reference{'s' if result['n_references'] != 1 else ''}, model {result['model']})",
     ]
@@ -67,7 +66,7 @@ def build_ui(store: Store):
             ref_image = _Prepared(reference, artifact, store.max_pixels).image
             query_image = _Prepared(query, artifact, store.max_pixels).image
         except (SigverifyError, ValueError) as exc:
-            return f"## ⚠️ cannot compare\n\n{exc}", None, None, None
+            return f"## Cannot compare\n\n{exc}", None, None, None
         return _decision_markdown(result), _paper(ref_image), _paper(query_image), overlay(ref_image, query_image)
 
     def writer_choices():
@@ -79,7 +78,7 @@ def build_ui(store: Store):
                 raise SigverifyError("please choose an enrolled writer")
             result = store.verify(writer_id, _read(query_path, "questioned signature"), method=method, client="web page")
         except (SigverifyError, ValueError) as exc:
-            return f"## ⚠️ cannot verify\n\n{exc}", None
+            return f"## Cannot verify\n\n{exc}", None
         return _decision_markdown(result), result
 
     def enroll(writer_id, name, files):
@@ -94,9 +93,9 @@ def build_ui(store: Store):
             uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
             added = store.add_references(writer_id, uploads)
         except (SigverifyError, ValueError, OSError) as exc:
-            return f"⚠️ enrollment failed, nothing was stored: {exc}"
+            return f"Enrollment failed, nothing was stored: {exc}"
         total = store.get_writer(writer_id)["n_references"]
-        return f"✅ enrolled {len(added)} reference(s) for **{writer_id}** ({total} in all)"
+        return f"Enrolled {len(added)} reference(s) for **{writer_id}** ({total} in all)"
 
     def recent(limit):
         rows = store.audit(limit=int(limit))
@@ -113,9 +112,9 @@ def build_ui(store: Store):
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
             compare_result = gr.Markdown(elem_id="compare-result")
             with gr.Row():
-                ref_view = gr.Image(label="Reference, preprocessed", interactive=False)
-                query_view = gr.Image(label="Questioned, preprocessed", interactive=False)
-                overlay_view = gr.Image(label="Overlay: black both, blue reference only, red questioned only", interactive=False)
+                ref_view = gr.Image(label="Reference, preprocessed", interactive=False, height=220)
+                query_view = gr.Image(label="Questioned, preprocessed", interactive=False, height=220)
+                overlay_view = gr.Image(label="Overlay: black both, blue reference only, red questioned only", interactive=False, height=220)
             compare_button.click(compare, [reference_in, query_in, threshold_in], [compare_result, ref_view, query_view, overlay_view])
 
         with gr.Tab("Verify against an enrolled writer"):
