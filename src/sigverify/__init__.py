@@ -15,14 +15,17 @@ from .errors import (  # noqa: E402
     SigverifyError,
 )
 from .preprocess import PreprocessConfig, preprocess  # noqa: E402
-from .api import detect, load_model, represent, verify  # noqa: E402
+from .api import detect, load_model, represent, verify, verify_document  # noqa: E402
+from .cleaning import clean  # noqa: E402
 
 __all__ = [
     "__version__",
     "load_model",
     "detect",
+    "clean",
     "represent",
     "verify",
+    "verify_document",
     "preprocess",
     "PreprocessConfig",
     "SigverifyError",

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .calibration import pick_entry, to_probability
-from .errors import InvalidImage, ModelError, ReferencesError
+from .errors import InvalidImage, ModelError, NoSignatureFound, ReferencesError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
 from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, distances, raw_scores
 from .models.artifact import ModelArtifact, load_artifact
@@ -158,7 +158,7 @@ def detect(
         ``{"box": [x0, y0, x1, y1], "score": s}`` in the page's pixels (x right, y down), best first;
         empty when the page has no signature.
     """
-    from .detect.detector import detect_gray, load_detector
+    from .detection.detector import detect_gray, load_detector
     from .documents import load_pages
 
     artifact = load_detector(detector)
@@ -166,6 +166,91 @@ def detect(
     if not 0 <= page < len(pages):
         raise InvalidImage(describe_source(image), f"has {len(pages)} page(s); page {page} does not exist")
     return detect_gray(pages[page].image, artifact, min_score=min_score)
+
+
+def document_decision(signatures: Sequence[dict[str, Any]]) -> str:
+    """One answer for a document: genuine if any found signature is, forged if all are, else
+    inconclusive (also when no signature was found: a person must look)."""
+    decisions = [s["decision"] for s in signatures]
+    if "genuine" in decisions:
+        return "genuine"
+    if decisions and all(d == "forged" for d in decisions):
+        return "forged"
+    return "inconclusive"
+
+
+def verify_document(
+    page: ImageSource,
+    references: Optional[Sequence[Any]] = None,
+    *,
+    verifier: Any = None,
+    model: ModelLike = None,
+    detector: Any = None,
+    cleaner: str = "unet",
+    method: str = DEFAULT_METHOD,
+    threshold: Optional[float] = None,
+    inconclusive_band: float = DEFAULT_INCONCLUSIVE_BAND,
+    min_score: Optional[float] = None,
+    dpi: float = 200,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict[str, Any]:
+    """From a scanned page (image, multi-page TIFF or PDF) to decisions: detect every signature,
+    crop it, clean it, verify it against ``references`` (or with ``verifier``, a callable taking
+    the cleaned crop as PNG bytes, e.g. an enrolled writer in the store).
+
+    Returns
+    -------
+    dict
+        ``decision`` for the document (see :func:`document_decision`), ``found`` (number of
+        signatures), ``message``, ``pages`` and ``signatures``: per signature ``page``, ``box``
+        ``[x0, y0, x1, y1]`` (page pixels), ``detection_score``, ``cleaned`` (the cleaned crop,
+        an ``H x W`` uint8 array) and the keys of :func:`verify`.
+    """
+    import cv2
+
+    from .cleaning import clean
+    from .detection.detector import detect_gray, load_detector
+    from .documents import load_pages
+
+    started = time.perf_counter()
+    if verifier is None:
+        if not references:
+            raise ReferencesError("references", "give reference signatures (or an enrolled writer)")
+        refs = list(references)
+
+        def verifier(crop_png: bytes) -> dict[str, Any]:
+            return verify(crop_png, refs, model=model, method=method, threshold=threshold, inconclusive_band=inconclusive_band, max_pixels=max_pixels)
+
+    detector_artifact = load_detector(detector)
+    pages = load_pages(page, dpi=dpi, max_pixels=max_pixels)
+    signatures = []
+    for page_image in pages:
+        for found in detect_gray(page_image.image, detector_artifact, min_score=min_score):
+            x0, y0, x1, y1 = (int(round(v)) for v in found["box"])
+            crop = page_image.image[y0:y1, x0:x1]
+            cleaned = clean(crop, cleaner)
+            ok, encoded = cv2.imencode(".png", cleaned)
+            try:
+                result = verifier(encoded.tobytes())
+            except NoSignatureFound:
+                result = {"decision": "inconclusive", "verified": False, "score": None, "warnings": ["the cleaner left no ink in this box"]}
+            signatures.append({"page": page_image.index, "box": found["box"], "detection_score": found["score"], "cleaned": cleaned, **result})
+    decision = document_decision(signatures)
+    message = (
+        f"{len(signatures)} signature(s) found on {len(pages)} page(s)"
+        if signatures
+        else f"no signature found on {len(pages)} page(s)"
+    )
+    return {
+        "decision": decision,
+        "verified": decision == "genuine",
+        "found": len(signatures),
+        "message": message,
+        "pages": len(pages),
+        "cleaner": cleaner,
+        "signatures": signatures,
+        "time_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
 
 
 def _decide(score: float, threshold: float, band: float) -> str:

@@ -291,6 +291,110 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- documents
+
+
+def cmd_verify_document(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .api import verify_document
+
+    if args.writer:
+        from .imageio import read_bytes
+        from .service.store import open_store
+
+        result = open_store(args.db, args.model).verify_document(args.writer, read_bytes(args.page), cleaner=args.cleaner, method=args.method, threshold=args.threshold, min_score=args.min_score, client="cli", filename=args.page)
+    else:
+        if not args.references:
+            print("sigverify: verify-document: give REFERENCE files/folders, or --writer W", file=sys.stderr)
+            return EXIT_ERROR
+        result = verify_document(args.page, _expand_references(args.references), model=args.model, cleaner=args.cleaner, method=args.method, threshold=args.threshold, min_score=args.min_score, dpi=args.dpi)
+    for number, item in enumerate(result["signatures"], 1):
+        cleaned = item.pop("cleaned")
+        if args.crops:
+            Path(args.crops).mkdir(parents=True, exist_ok=True)
+            target = Path(args.crops) / f"{Path(args.page).stem}-sig{number}-cleaned.png"
+            cv2.imwrite(str(target), cleaned)
+            item["cleaned_crop"] = str(target)
+    if args.json:
+        _print_json(result)
+    else:
+        if not result["signatures"]:
+            print(f"{args.page}: {result['message']}")
+        for item in result["signatures"]:
+            x0, y0, x1, y1 = item["box"]
+            score = "n/a" if item.get("score") is None else f"{item['score']:.3f}"
+            print(f"{args.page}#page{item['page'] + 1} [{x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}]: {item['decision']} (score {score}, detection {item['detection_score']:.2f})")
+        print(f"{args.page}: document {result['decision']} ({result['message']})")
+    return EXIT_CODES[result["decision"]]
+
+
+# ----------------------------------------------------------------------------- cleaning
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .cleaning import clean
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for image in args.images:
+        try:
+            cleaned = clean(image, args.method, cleaner=args.cleaner)
+        except SigverifyError as exc:
+            print(f"sigverify: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        target = out / f"{Path(image).stem}-{args.method}.png"
+        cv2.imwrite(str(target), cleaned)
+        print(f"{image}\t{target}")
+    return EXIT_ERROR if failures else 0
+
+
+def cmd_train_cleaner(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .cleaning.train import CleanerConfig, train_cleaner
+
+    values = CleanerConfig.from_file(args.config).to_dict() if args.config else {}
+    for flag in ("method", "out", "steps", "max_minutes", "threads", "seed"):
+        value = getattr(args, flag)
+        if value is not None:
+            values[flag] = value
+    train_cleaner(CleanerConfig.from_dict(values), command="sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    return 0
+
+
+def cmd_evaluate_cleaner(args: argparse.Namespace) -> int:
+    from .cleaning.evaluate import run_cleaner_evaluation
+
+    paths = {}
+    if args.unet:
+        paths["unet"] = args.unet
+    if args.cyclegan:
+        paths["cyclegan"] = args.cyclegan
+    report = run_cleaner_evaluation(args.data, args.tobacco, model=args.model, methods=args.methods.split(","), cleaner_paths=paths, grid=args.grid, max_images=args.max_images, log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=1)
+    synthetic = report["synthetic"]
+    print(f"synthetic noise, {synthetic['n_writers']} held-out writers, {synthetic['verifier_method']} with {synthetic['n_refs']} clean references:")
+    print(f"  clean originals (ceiling): EER {synthetic['eer_clean'] * 100:.2f}%")
+    for method in report["methods"]:
+        entry = synthetic[method]
+        gap = f"  gap removed {entry['eer_gap_removed'] * 100:.0f}%" if "eer_gap_removed" in entry else ""
+        print(f"  {method:9s} EER {entry['eer'] * 100:.2f}%  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ink F1 {entry['ink_f1']:.4f}{gap}")
+    real = report.get("tobacco800_overlapped")
+    if real:
+        print(f"Tobacco-800 overlapped crops: {real['n_crops']} crops of {real['n_authors']} authors, {real['same_author_pairs']} same-author pairs:")
+        for method in report["methods"]:
+            print(f"  {method:9s} AUC {real[method]['auc']:.4f}  EER {real[method]['eer'] * 100:.2f}%")
+    return 0
+
+
 # ----------------------------------------------------------------------------- detection
 
 
@@ -310,7 +414,7 @@ def _draw_boxes(gray, found, path: str) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
 
-    from .detect.detector import detect_gray, load_detector
+    from .detection.detector import detect_gray, load_detector
     from .documents import load_pages
 
     artifact = load_detector(args.detector)
@@ -352,7 +456,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_train_detector(args: argparse.Namespace) -> int:
     import shlex
 
-    from .detect.train import DetectorConfig, train_detector
+    from .detection.train import DetectorConfig, train_detector
 
     values = DetectorConfig.from_file(args.config).to_dict() if args.config else {}
     for flag in ("tobacco", "out", "epochs", "long_side", "synthetic_pages", "max_minutes", "threads", "seed"):
@@ -365,7 +469,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_detector(args: argparse.Namespace) -> int:
-    from .detect.evaluate import evaluate_detector
+    from .detection.evaluate import evaluate_detector
 
     report = evaluate_detector(args.data, detector=args.detector, part=args.part, synthetic=args.synthetic, log=lambda m: print(m, file=sys.stderr))
     if args.json:
@@ -534,6 +638,55 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--model", help="model file (default: the shipped model)")
     identify.add_argument("--json", action="store_true")
     identify.set_defaults(handler=cmd_identify)
+
+    verify_doc = commands.add_parser(
+        "verify-document",
+        help="detect, clean and verify every signature on a scanned page (exit codes as verify)",
+        description="Detect each signature on PAGE, clean it, verify it against REFERENCE images or an enrolled --writer. "
+        "The document is genuine if any signature is, forged if all are, else inconclusive (also when none is found).",
+    )
+    verify_doc.add_argument("page", help="page image, multi-page TIFF or PDF")
+    verify_doc.add_argument("references", nargs="*", help="reference images or folders")
+    verify_doc.add_argument("--writer", help="an enrolled writer instead of reference files")
+    verify_doc.add_argument("--db", help="enrollment store for --writer")
+    verify_doc.add_argument("--model", help="verifier model (default: the shipped one)")
+    verify_doc.add_argument("--cleaner", default="unet", choices=["unet", "cyclegan", "classical", "none"])
+    verify_doc.add_argument("--method", default="fusion-mean", choices=METHODS)
+    verify_doc.add_argument("--threshold", type=float, help="decision threshold on the 0..1 score")
+    verify_doc.add_argument("--min-score", type=float, help="detector score threshold")
+    verify_doc.add_argument("--dpi", type=float, default=200, help="PDF rendering resolution")
+    verify_doc.add_argument("--crops", help="write each cleaned signature crop into this folder")
+    verify_doc.add_argument("--json", action="store_true", help="print JSON")
+    verify_doc.set_defaults(handler=cmd_verify_document)
+
+    clean_parser = commands.add_parser("clean", help="remove stamps, lines and printed text from signature images")
+    clean_parser.add_argument("images", nargs="+", help="signature images")
+    clean_parser.add_argument("--out", required=True, help="output folder")
+    clean_parser.add_argument("--method", default="unet", choices=["unet", "cyclegan", "classical"])
+    clean_parser.add_argument("--cleaner", help="cleaner file instead of the shipped one")
+    clean_parser.set_defaults(handler=cmd_clean)
+
+    train_clean = commands.add_parser("train-cleaner", help="train the U-Net or the CycleGAN cleaner on synthetic noise")
+    train_clean.add_argument("--config", help="TOML file with a [cleaner] table (configs/cleaner-*.toml)")
+    train_clean.add_argument("--method", choices=["unet", "cyclegan"])
+    train_clean.add_argument("--out")
+    train_clean.add_argument("--steps", type=int)
+    train_clean.add_argument("--max-minutes", dest="max_minutes", type=float)
+    train_clean.add_argument("--threads", type=int)
+    train_clean.add_argument("--seed", type=int)
+    train_clean.set_defaults(handler=cmd_train_cleaner)
+
+    eval_clean = commands.add_parser("evaluate-cleaner", help="PSNR/SSIM/ink F1, verifier EER on noisy queries, real Tobacco-800 noise")
+    eval_clean.add_argument("data", nargs="+", help="signature datasets (their held-out writers are used)")
+    eval_clean.add_argument("--tobacco", help="Tobacco-800 folder for the real-noise part")
+    eval_clean.add_argument("--model", help="verifier (default: the shipped one)")
+    eval_clean.add_argument("--methods", default="none,classical,unet,cyclegan", help="comma-separated cleaners ('none' = no cleaning)")
+    eval_clean.add_argument("--unet", help="U-Net cleaner file (default: the shipped one)")
+    eval_clean.add_argument("--cyclegan", help="CycleGAN cleaner file (default: the shipped one)")
+    eval_clean.add_argument("--max-images", type=int, default=0, help="cap on held-out images (whole writers)")
+    eval_clean.add_argument("--grid", help="write a before/after grid of real crops to this PNG")
+    eval_clean.add_argument("--json", help="write the report here")
+    eval_clean.set_defaults(handler=cmd_evaluate_cleaner)
 
     detect = commands.add_parser("detect", help="find signatures on scanned pages (images, multi-page TIFF, PDF)")
     detect.add_argument("pages", nargs="+", help="page images or PDFs")

@@ -55,7 +55,7 @@ def _pdf_pages(data: bytes, name: str, dpi: float, max_pages: int, max_pixels: i
             scale = dpi / 72.0
             if width_pt * height_pt * scale * scale > max_pixels:
                 # A rendered page's size is ours to choose: render it smaller instead of refusing.
-                scale = (max_pixels / (width_pt * height_pt)) ** 0.5
+                scale = 0.995 * (max_pixels / (width_pt * height_pt)) ** 0.5  # rounding stays under
             bitmap = page.render(scale=scale, grayscale=True)
             pil = bitmap.to_pil().convert("L")
             pages.append(PageImage(np.asarray(pil, dtype=np.uint8).copy(), index, name, dpi=scale * 72.0))

@@ -160,6 +160,32 @@ def create_app(
         with store.lock:
             return verify(data, reference_data, model=store.artifact, method=method, threshold=threshold, inconclusive_band=inconclusive_band)
 
+    @app.post("/v1/verify-document", dependencies=auth, tags=["verification"])
+    async def verify_document_route(
+        request: Request,
+        page: UploadFile = File(..., description="a scanned page: image, multi-page TIFF or PDF"),
+        writer_id: Optional[str] = Form(None, description="an enrolled writer"),
+        references: Optional[list[UploadFile]] = File(None, description="reference images (instead of writer_id)"),
+        cleaner: str = Form("unet", description="unet, cyclegan, classical or none"),
+        method: str = Form("fusion-mean"),
+        threshold: Optional[float] = Form(None),
+        min_score: Optional[float] = Form(None, description="detector score (default: the detector's)"),
+    ) -> dict[str, Any]:
+        name, data = await read_upload(page, "page")
+        if writer_id and references:
+            raise ApiError(422, "invalid request", "give writer_id or references, not both")
+        if writer_id:
+            result = store.verify_document(writer_id, data, cleaner=cleaner, method=method, threshold=threshold, min_score=min_score, client=client_of(request), filename=name)
+        elif references:
+            from ..api import verify_document
+
+            reference_data = [(await read_upload(f, "references"))[1] for f in references]
+            with store.lock:
+                result = verify_document(data, reference_data, model=store.artifact, cleaner=cleaner, method=method, threshold=threshold, min_score=min_score)
+        else:
+            raise ApiError(422, "invalid request", "give writer_id (an enrolled writer) or reference files in 'references'")
+        return document_json(result)
+
     @app.post("/v1/identify", dependencies=auth, tags=["verification"])
     async def identify_route(request: Request, query: UploadFile = File(...), top: int = Form(5)) -> dict[str, Any]:
         _, data = await read_upload(query, "query")
@@ -184,6 +210,21 @@ def create_app(
             return RedirectResponse("/ui/")
 
     return app
+
+
+def document_json(result: dict[str, Any]) -> dict[str, Any]:
+    """A verify-document answer for JSON: each cleaned crop becomes a base64 PNG."""
+    import base64
+
+    import cv2
+
+    signatures = []
+    for item in result["signatures"]:
+        item = dict(item)
+        ok, encoded = cv2.imencode(".png", item.pop("cleaned"))
+        item["cleaned_png"] = base64.b64encode(encoded.tobytes()).decode() if ok else None
+        signatures.append(item)
+    return {**result, "signatures": signatures}
 
 
 def is_loopback(host: str) -> bool:

@@ -397,6 +397,35 @@ class Store:
             )
         return result
 
+    def verify_document(
+        self,
+        writer_id: str,
+        page: bytes,
+        *,
+        cleaner: str = "unet",
+        method: str = "fusion-mean",
+        threshold: Optional[float] = None,
+        inconclusive_band: float = 0.1,
+        min_score: Optional[float] = None,
+        client: str = "",
+        filename: str = "page",
+    ) -> dict[str, Any]:
+        """Detect, clean and verify every signature on a page against an enrolled writer; each
+        signature's decision is written to the audit log."""
+        from ..api import verify_document
+
+        if not page:
+            raise InputError(filename, "empty file")
+        with self.sessions() as session:
+            self._current_references(session, writer_id)  # unknown writer / no references: fail first
+        counter = iter(range(1, 1000))
+
+        def verifier(crop_png: bytes) -> dict[str, Any]:
+            return self.verify(writer_id, crop_png, method=method, threshold=threshold, inconclusive_band=inconclusive_band, client=client, filename=f"{filename} signature {next(counter)}")
+
+        with named(filename):
+            return verify_document(page, verifier=verifier, model=self.artifact, cleaner=cleaner, min_score=min_score)
+
     def identify(self, query: bytes, *, top: int = 5, client: str = "") -> dict[str, Any]:
         """The enrolled writers nearest to a query (fusion-mean score, calibrated), best first."""
         from ..api import _Prepared, _vectors

@@ -97,6 +97,45 @@ def build_ui(store: Store):
         total = store.get_writer(writer_id)["n_references"]
         return f"Enrolled {len(added)} reference(s) for **{writer_id}** ({total} in all)"
 
+    def check_document(page_path, writer_id, reference_paths, cleaner):
+        from ..api import verify_document
+        from ..detection.detector import load_detector  # noqa: F401 - fails early without a detector
+
+        try:
+            if not page_path:
+                raise SigverifyError("please upload a scanned page (image, TIFF or PDF)")
+            data = Path(page_path).read_bytes()
+            if writer_id:
+                result = store.verify_document(writer_id, data, cleaner=cleaner, client="web page", filename=Path(page_path).name)
+            elif reference_paths:
+                references = [Path(p).read_bytes() for p in reference_paths]
+                with store.lock:
+                    result = verify_document(data, references, model=artifact, cleaner=cleaner)
+            else:
+                raise SigverifyError("choose an enrolled writer or upload reference signatures")
+            from ..documents import load_pages
+
+            first = load_pages(data)[0].image
+        except (SigverifyError, ValueError, OSError) as exc:
+            return f"## Cannot check the document\n\n{exc}", None, []
+        picture = np.stack([first] * 3, axis=-1).copy()
+        import cv2
+
+        gallery = []
+        for number, item in enumerate(result["signatures"], 1):
+            x0, y0, x1, y1 = (int(round(v)) for v in item["box"])
+            colour = {"genuine": (0, 150, 0), "forged": (200, 0, 0), "inconclusive": (220, 140, 0)}[item["decision"]]
+            if item["page"] == 0:
+                cv2.rectangle(picture, (x0, y0), (x1, y1), colour, max(2, first.shape[1] // 300))
+                cv2.putText(picture, str(number), (x0, max(20, y0 - 8)), cv2.FONT_HERSHEY_SIMPLEX, max(0.8, first.shape[1] / 1200), colour, 2)
+            score = "n/a" if item.get("score") is None else f"{item['score'] * 100:.1f} %"
+            gallery.append((item["cleaned"], f"{number}: {item['decision']} ({score}), page {item['page'] + 1}"))
+        lines = [f"## Document: {result['decision'].upper()}", result["message"] + "."]
+        for number, item in enumerate(result["signatures"], 1):
+            score = "n/a" if item.get("score") is None else f"{item['score'] * 100:.1f} %"
+            lines.append(f"- signature {number} on page {item['page'] + 1}, box {[round(v) for v in item['box']]}: **{item['decision']}** (score {score})")
+        return "\n".join(lines), picture, gallery
+
     def recent(limit):
         rows = store.audit(limit=int(limit))
         return [[r["id"], r["time"], r["action"], r["writer_id"], r["decision"], None if r["score"] is None else round(r["score"], 4), r["method"], r["client"]] for r in rows]
@@ -138,6 +177,20 @@ def build_ui(store: Store):
             enroll_button = gr.Button("Enroll", variant="primary", elem_id="enroll-button")
             enroll_result = gr.Markdown(elem_id="enroll-result")
             enroll_button.click(enroll, [enroll_id, enroll_name, enroll_files], enroll_result)
+
+        with gr.Tab("Document"):
+            gr.Markdown("Upload a scanned page: every signature on it is found, cleaned of stamps and printed lines, and verified.")
+            document_in = gr.File(type="filepath", label="Scanned page (PNG, JPEG, TIFF or PDF)", elem_id="document-page")
+            with gr.Row():
+                document_writer = gr.Dropdown(choices=[w["id"] for w in store.list_writers()], label="Enrolled writer", elem_id="document-writer")
+                document_refs = gr.File(file_count="multiple", type="filepath", label="... or reference signatures")
+            document_cleaner = gr.Dropdown(choices=["unet", "cyclegan", "classical", "none"], value="unet", label="Cleaner")
+            document_button = gr.Button("Check the document", variant="primary", elem_id="document-button")
+            document_result = gr.Markdown(elem_id="document-result")
+            with gr.Row():
+                document_view = gr.Image(label="Signatures found", interactive=False, height=500)
+                document_gallery = gr.Gallery(label="Cleaned signatures", height=500)
+            document_button.click(check_document, [document_in, document_writer, document_refs, document_cleaner], [document_result, document_view, document_gallery])
 
         with gr.Tab("Recent decisions"):
             limit_in = gr.Slider(5, 200, value=20, step=5, label="Rows")

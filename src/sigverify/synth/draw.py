@@ -121,22 +121,31 @@ def paragraph(image: np.ndarray, rng: np.random.Generator, x0: int, y0: int, x1:
     return y
 
 
+def _stroke_layer(image: np.ndarray, ink: int, paint) -> None:
+    """Draw with ``paint(alpha_layer)`` and blend as ink: drawing only ever darkens the page."""
+    alpha = np.zeros_like(image)
+    paint(alpha)
+    paste_ink(image, alpha, 0, 0, ink)
+
+
 def draw_line(image: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], thickness: int = 2, ink: int = 30, dashed: bool = False) -> None:
-    if not dashed:
-        cv2.line(image, p0, p1, int(ink), int(thickness), cv2.LINE_AA)
-        return
-    length = math.dist(p0, p1)
-    dash = max(4, int(thickness * 5))
-    steps = max(1, int(length // (2 * dash)))
-    for i in range(steps):
-        t0, t1 = (2 * i * dash) / length, min(1.0, (2 * i + 1) * dash / length)
-        a = (int(p0[0] + (p1[0] - p0[0]) * t0), int(p0[1] + (p1[1] - p0[1]) * t0))
-        b = (int(p0[0] + (p1[0] - p0[0]) * t1), int(p0[1] + (p1[1] - p0[1]) * t1))
-        cv2.line(image, a, b, int(ink), int(thickness), cv2.LINE_AA)
+    def paint(alpha: np.ndarray) -> None:
+        if not dashed:
+            cv2.line(alpha, p0, p1, 255, int(thickness), cv2.LINE_AA)
+            return
+        length = max(1.0, math.dist(p0, p1))
+        dash = max(4, int(thickness * 5))
+        for i in range(max(1, int(length // (2 * dash)))):
+            t0, t1 = (2 * i * dash) / length, min(1.0, (2 * i + 1) * dash / length)
+            a = (int(p0[0] + (p1[0] - p0[0]) * t0), int(p0[1] + (p1[1] - p0[1]) * t0))
+            b = (int(p0[0] + (p1[0] - p0[0]) * t1), int(p0[1] + (p1[1] - p0[1]) * t1))
+            cv2.line(alpha, a, b, 255, int(thickness), cv2.LINE_AA)
+
+    _stroke_layer(image, ink, paint)
 
 
 def draw_box(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, thickness: int = 2, ink: int = 30) -> None:
-    cv2.rectangle(image, (x0, y0), (x1, y1), int(ink), int(thickness), cv2.LINE_AA)
+    _stroke_layer(image, ink, lambda alpha: cv2.rectangle(alpha, (x0, y0), (x1, y1), 255, int(thickness), cv2.LINE_AA))
 
 
 def logo(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -218,7 +227,9 @@ def scanner(image: np.ndarray, rng: np.random.Generator, *, binarize: Optional[b
     out = np.clip(out, 0, 255).astype(np.uint8)
     binarize = bool(rng.random() < 0.5) if binarize is None else binarize
     if binarize:
-        threshold = int(rng.integers(110, 190))
+        # Around Otsu's threshold, as a bilevel scanner's auto-threshold would be: light ink survives.
+        otsu, _ = cv2.threshold(out, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        threshold = int(np.clip(otsu + rng.integers(-15, 25), 60, 235))
         out = np.where(out > threshold, 255, 0).astype(np.uint8)
     jpeg = bool(rng.random() < 0.3) if jpeg is None else jpeg
     if jpeg:

@@ -86,6 +86,66 @@ def predict_pages(network: SignatureDetector, pages: PageSet, canvas: tuple[int,
     return results
 
 
+def fit_detector(train_set: PageSet, dev_set: PageSet, config: DetectorConfig, out: Path, *, log=print, started: Optional[float] = None) -> tuple[SignatureDetector, list[dict]]:
+    """Train on ``train_set`` (augmented), keep the epoch with the best dev AP50 (weights in
+    ``out/best.pt``); returns the network with those weights and the per-epoch history."""
+    from .evaluate import detection_metrics
+
+    started = started or time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    network = SignatureDetector(config.widths)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    canvas = canvas_for(config.long_side)
+    steps_per_epoch = max(1, len(train_set) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    history, best, step = [], -1.0, 0
+    (out / "best.pt").unlink(missing_ok=True)
+    for epoch in range(1, config.epochs + 1):
+        network.train()
+        order = rng.permutation(len(train_set))
+        losses = []
+        epoch_started = time.perf_counter()
+        for batch_index in range(steps_per_epoch):
+            chosen = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
+            images, boxes = [], []
+            for i in chosen:
+                image, page_boxes = augment_page(train_set.images[i], train_set.boxes[i], canvas, rng)
+                images.append(image)
+                boxes.append(page_boxes)
+            lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))  # cosine decay
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                outputs = network(to_tensor(images))
+            loss = detection_loss(tuple(o.float() for o in outputs), _targets(boxes, canvas))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 10.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+        predictions = predict_pages(network, dev_set, canvas, bf16=config.bf16)
+        metrics = detection_metrics(predictions, dev_set.boxes)
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - epoch_started, 1), "dev_ap50": metrics["ap50"], "dev_ap": metrics["ap"]}
+        history.append(row)
+        improved = metrics["ap50"] > best or not (out / "best.pt").exists()
+        if improved:
+            best = metrics["ap50"]
+            torch.save(network.state_dict(), out / "best.pt")
+        log(f"epoch {epoch:3d}  loss {row['loss']:.4f}  dev AP50 {metrics['ap50']:.4f}  AP {metrics['ap']:.4f}  {row['seconds']:.0f} s{'  *best' if improved else ''}")
+        with open(out / "log.json", "w") as handle:
+            json.dump(history, handle, indent=1)
+        if config.max_minutes and time.perf_counter() - started > config.max_minutes * 60:
+            log(f"stopping after {config.max_minutes} minutes")
+            break
+
+    network.load_state_dict(torch.load(out / "best.pt", weights_only=True))
+    network.eval()
+    return network, history
+
+
 def train_detector(config: DetectorConfig, *, log=print, command: Optional[str] = None) -> Path:
     from ..datasets import read_datasets
     from ..datasets.tobacco import read_tobacco800, split_pages
@@ -123,54 +183,8 @@ def train_detector(config: DetectorConfig, *, log=print, command: Optional[str] 
     else:
         log(f"training pages: {len(train_set)}; dev pages: {len(dev_set)}")
 
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    network = SignatureDetector(config.widths)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    network, history = fit_detector(train_set, dev_set, config, out, log=log, started=started)
     canvas = canvas_for(config.long_side)
-    steps_per_epoch = max(1, len(train_set) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    history, best, step = [], -1.0, 0
-    for epoch in range(1, config.epochs + 1):
-        network.train()
-        order = rng.permutation(len(train_set))
-        losses = []
-        epoch_started = time.perf_counter()
-        for batch_index in range(steps_per_epoch):
-            chosen = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
-            images, boxes = [], []
-            for i in chosen:
-                image, page_boxes = augment_page(train_set.images[i], train_set.boxes[i], canvas, rng)
-                images.append(image)
-                boxes.append(page_boxes)
-            lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))  # cosine decay
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                outputs = network(to_tensor(images))
-            loss = detection_loss(tuple(o.float() for o in outputs), _targets(boxes, canvas))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 10.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        predictions = predict_pages(network, dev_set, canvas, bf16=config.bf16)
-        metrics = detection_metrics(predictions, dev_set.boxes)
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - epoch_started, 1), "dev_ap50": metrics["ap50"], "dev_ap": metrics["ap"]}
-        history.append(row)
-        improved = metrics["ap50"] > best
-        if improved:
-            best = metrics["ap50"]
-            torch.save(network.state_dict(), out / "best.pt")
-        log(f"epoch {epoch:3d}  loss {row['loss']:.4f}  dev AP50 {metrics['ap50']:.4f}  AP {metrics['ap']:.4f}  {row['seconds']:.0f} s{'  *best' if improved else ''}")
-        with open(out / "log.json", "w") as handle:
-            json.dump(history, handle, indent=1)
-        if config.max_minutes and time.perf_counter() - started > config.max_minutes * 60:
-            log(f"stopping after {config.max_minutes} minutes")
-            break
-
-    network.load_state_dict(torch.load(out / "best.pt", weights_only=True))
     predictions = predict_pages(network, dev_set, canvas, bf16=config.bf16)
     operating = choose_operating_score(predictions, dev_set.boxes)
     dev = detection_metrics(predictions, dev_set.boxes, operating_score=operating)

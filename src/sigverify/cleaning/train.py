@@ -1,0 +1,218 @@
+"""``sigverify train-cleaner``: train the U-Net (supervised, noisy -> clean pairs) or the CycleGAN
+(unpaired clean <-> noisy, the original design) on synthetic noise over the *training* writers of
+the verifier's split, so that cleaners are always measured on writers they never saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import save_cleaner
+from .networks import PatchDiscriminator, ResnetGenerator, UNet
+
+
+@dataclass
+class CleanerConfig:
+    method: str = "unet"  # or "cyclegan"
+    data: list[str] = field(default_factory=lambda: ["../shared/data/cedar", "../shared/data/sigcomp2009"])
+    out: str = "runs/cleaner"
+    height: int = 96
+    crop_width: int = 192
+    noisy_per_image: int = 2
+    max_images: int = 1200
+    steps: int = 1500
+    batch_size: int = 8
+    lr: float = 2e-3
+    seed: int = 0
+    split_seed: int = 0
+    unet_widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    generator_features: int = 16
+    generator_blocks: int = 4
+    discriminator_features: int = 32
+    cycle_weight: float = 10.0
+    identity_weight: float = 5.0
+    threads: int = 0
+    max_minutes: float = 0.0
+
+    @classmethod
+    def from_file(cls, path: str) -> "CleanerConfig":
+        with open(path, "rb") as handle:
+            values = tomllib.load(handle)
+        return cls.from_dict(values.get("cleaner", values))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "CleanerConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown cleaner settings: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _resize_height(gray: np.ndarray, height: int) -> np.ndarray:
+    scale = height / gray.shape[0]
+    width = max(8, int(round(gray.shape[1] * scale)))
+    return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def training_pairs(config: CleanerConfig, log=print) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """(noisy, clean) pairs at the network's height from the verifier split's training writers."""
+    from ..datasets import read_datasets
+    from ..splits import split_writers
+    from ..synth.noise import noisy_dataset
+
+    records = read_datasets(config.data)
+    split = split_writers(records, seed=config.split_seed)
+    train_writers = set(split.train)
+    chosen = [r for r in records if r.writer_key in train_writers and r.is_genuine]
+    rng = np.random.default_rng(config.seed)
+    if len(chosen) > config.max_images:
+        chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), size=config.max_images, replace=False))]
+    started = time.perf_counter()
+    pairs = noisy_dataset(chosen, per_image=config.noisy_per_image, seed=config.seed)
+    noisy = [_resize_height(p.noisy, config.height) for p, _ in pairs]
+    clean = [_resize_height(p.clean, config.height) for p, _ in pairs]
+    log(f"{len(pairs)} noisy/clean pairs from {len(chosen)} signatures of {len({r.writer_key for r in chosen})} training writers ({time.perf_counter() - started:.0f} s)")
+    return noisy, clean, sorted(train_writers)
+
+
+def _crop_batch(images_a, images_b, indices, width: int, rng: np.random.Generator, paired: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random same-position crops (paired) or independent crops, padded with paper to ``width``."""
+    batch_a, batch_b = [], []
+    for i, j in indices:
+        a, b = images_a[i], images_b[j]
+        offset_a = int(rng.integers(0, max(1, a.shape[1] - width + 1)))
+        offset_b = offset_a if paired else int(rng.integers(0, max(1, b.shape[1] - width + 1)))
+        batch_a.append(_take(a, offset_a, width))
+        batch_b.append(_take(b, offset_b, width))
+    return _ink_tensor(batch_a), _ink_tensor(batch_b)
+
+
+def _ink_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(1.0 - np.stack(images).astype(np.float32) / 255.0).unsqueeze(1)
+
+
+def _take(image: np.ndarray, offset: int, width: int) -> np.ndarray:
+    out = np.full((image.shape[0], width), 255, dtype=np.uint8)
+    piece = image[:, offset : offset + width]
+    out[:, : piece.shape[1]] = piece
+    return out
+
+
+def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = None) -> Path:
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    noisy, clean, train_writers = training_pairs(config, log)
+    history = []
+    if config.method == "unet":
+        network = UNet(config.unet_widths)
+        optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=1e-4)
+        for step in range(config.steps):
+            lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            chosen = rng.integers(0, len(noisy), size=config.batch_size)
+            x, y = _crop_batch(noisy, clean, [(int(i), int(i)) for i in chosen], config.crop_width, rng, paired=True)
+            logits = network(x)
+            # Ink pixels are few: weight them up so the network cannot win by erasing everything.
+            weight = 1.0 + 4.0 * (y > 0.1).float()
+            loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * weight).mean() + F.l1_loss(torch.sigmoid(logits), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step % 50 == 0 or step == config.steps - 1:
+                history.append({"step": step, "loss": float(loss.detach())})
+                log(f"step {step:5d}  loss {float(loss.detach()):.4f}")
+            if config.max_minutes and time.perf_counter() - started > config.max_minutes * 60:
+                log(f"stopping after {config.max_minutes} minutes at step {step}")
+                break
+        generator = network
+    elif config.method == "cyclegan":
+        to_clean = ResnetGenerator(config.generator_features, config.generator_blocks)
+        to_noisy = ResnetGenerator(config.generator_features, config.generator_blocks)
+        judge_clean = PatchDiscriminator(config.discriminator_features)
+        judge_noisy = PatchDiscriminator(config.discriminator_features)
+        g_opt = torch.optim.Adam(list(to_clean.parameters()) + list(to_noisy.parameters()), lr=config.lr, betas=(0.5, 0.999))
+        d_opt = torch.optim.Adam(list(judge_clean.parameters()) + list(judge_noisy.parameters()), lr=config.lr, betas=(0.5, 0.999))
+        mse = torch.nn.MSELoss()
+        for step in range(config.steps):
+            decay = min(1.0, 2.0 * (1 - step / config.steps))  # constant, then linear decay (CycleGAN)
+            for group in g_opt.param_groups + d_opt.param_groups:
+                group["lr"] = config.lr * decay
+            # Unpaired: the clean images come from other signatures than the noisy ones.
+            a_idx = rng.integers(0, len(noisy), size=config.batch_size)
+            b_idx = rng.integers(0, len(clean), size=config.batch_size)
+            real_noisy, real_clean = _crop_batch(noisy, clean, list(zip(a_idx.tolist(), b_idx.tolist())), config.crop_width, rng, paired=False)
+            fake_clean = torch.sigmoid(to_clean(real_noisy))
+            fake_noisy = torch.sigmoid(to_noisy(real_clean))
+            back_noisy = torch.sigmoid(to_noisy(fake_clean))
+            back_clean = torch.sigmoid(to_clean(fake_noisy))
+            same_clean = torch.sigmoid(to_clean(real_clean))
+            same_noisy = torch.sigmoid(to_noisy(real_noisy))
+            pred_clean = judge_clean(fake_clean)
+            pred_noisy = judge_noisy(fake_noisy)
+            g_loss = (
+                mse(pred_clean, torch.ones_like(pred_clean))
+                + mse(pred_noisy, torch.ones_like(pred_noisy))
+                + config.cycle_weight * (F.l1_loss(back_noisy, real_noisy) + F.l1_loss(back_clean, real_clean))
+                + config.identity_weight * (F.l1_loss(same_clean, real_clean) + F.l1_loss(same_noisy, real_noisy))
+            )
+            g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_opt.step()
+            d_loss = 0.0
+            for judge, real, fake in ((judge_clean, real_clean, fake_clean.detach()), (judge_noisy, real_noisy, fake_noisy.detach())):
+                p_real, p_fake = judge(real), judge(fake)
+                d_loss = d_loss + 0.5 * (mse(p_real, torch.ones_like(p_real)) + mse(p_fake, torch.zeros_like(p_fake)))
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+            if step % 50 == 0 or step == config.steps - 1:
+                history.append({"step": step, "g_loss": float(g_loss.detach()), "d_loss": float(d_loss.detach())})
+                log(f"step {step:5d}  G {float(g_loss.detach()):.4f}  D {float(d_loss.detach()):.4f}")
+            if config.max_minutes and time.perf_counter() - started > config.max_minutes * 60:
+                log(f"stopping after {config.max_minutes} minutes at step {step}")
+                break
+        generator = to_clean
+    else:
+        raise ValueError(f"method must be unet or cyclegan, not {config.method!r}")
+    generator.eval()
+    metadata = {
+        "name": f"cleaner-{config.method}",
+        "height": config.height,
+        "training": {
+            "config": config.to_dict(),
+            "train_writers": train_writers,
+            "note": "synthetic noise (sigverify.synth.noise) over genuine signatures of the verifier split's training writers",
+            "history": history,
+            "command": command,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "machine": f"{os.cpu_count()} cores, torch {torch.__version__}",
+        },
+    }
+    path = save_cleaner(out / f"cleaner-{config.method}.safetensors", config.method, generator, metadata)
+    with open(out / "log.json", "w") as handle:
+        json.dump(history, handle, indent=1)
+    log(f"cleaner: {path} ({(time.perf_counter() - started) / 60:.1f} min)")
+    return path

@@ -1,1 +1,0 @@
-"""Finding signatures on scanned pages (see :mod:`sigverify.detect.detector`)."""

@@ -1,0 +1,1 @@
+"""Finding signatures on scanned pages (see :mod:`sigverify.detection.detector`)."""

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from helpers import toy_signature
+from sigverify.cleaning import clean, load_cleaner_artifact, run_network, save_cleaner
+from sigverify.cleaning.classical import clean_classical
+from sigverify.cleaning.networks import PatchDiscriminator, ResnetGenerator, UNet
+from sigverify.synth.noise import NOISE_KINDS, add_noise, clean_twin
+
+
+@pytest.fixture
+def twin():
+    return clean_twin(toy_signature(4, 4))
+
+
+def test_synthesiser_is_deterministic_and_keeps_the_twin_aligned(twin):
+    first = add_noise(twin, 123)
+    again = add_noise(twin, 123)
+    other = add_noise(twin, 124)
+    assert np.array_equal(first.noisy, again.noisy) and first.kinds == again.kinds
+    assert not np.array_equal(first.noisy, other.noisy)
+    assert first.noisy.shape == first.clean.shape == twin.shape
+    assert np.array_equal(first.clean, twin)
+    # Aligned: without scanner effects the clutter only darkens, so every clean ink pixel is at
+    # least as dark in the noisy copy, at the same position.
+    clutter_only = add_noise(twin, 5, kinds=["text", "lines", "stamp", "box"])
+    ink = twin < 128
+    assert (clutter_only.noisy[ink] <= twin[ink]).all()
+    assert (clutter_only.noisy < 128).sum() > ink.sum()
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_each_noise_kind(twin, kind):
+    pair = add_noise(twin, 9, kinds=[kind])
+    assert pair.kinds == [kind] and pair.noisy.shape == twin.shape
+    assert not np.array_equal(pair.noisy, twin)
+
+
+def test_clean_twin_removes_paper_tone():
+    gray = toy_signature(2, 2)  # paper 235
+    twin = clean_twin(gray)
+    assert (twin == 255).mean() > 0.8 and twin.min() < 100
+
+
+def test_classical_cleaner_removes_a_ruled_line(twin):
+    noisy = twin.copy()
+    y = int(twin.shape[0] * 0.9)
+    noisy[y : y + 2, :] = 0
+    cleaned = clean_classical(noisy)
+    assert cleaned.shape == noisy.shape
+    assert (cleaned[y : y + 2, :] < 128).mean() < 0.2
+
+
+@pytest.mark.parametrize("method", ["unet", "cyclegan"])
+def test_learned_cleaners_keep_the_size(tmp_path, twin, method):
+    torch.manual_seed(0)
+    network = UNet([4, 8, 16]) if method == "unet" else ResnetGenerator(4, 1)
+    path = save_cleaner(tmp_path / f"{method}.safetensors", method, network, {"height": 32})
+    artifact = load_cleaner_artifact(path)
+    noisy = add_noise(twin, 3).noisy[:61, :97]  # odd sizes on purpose
+    cleaned = run_network(artifact, noisy)
+    assert cleaned.shape == noisy.shape and cleaned.dtype == np.uint8
+    assert clean(noisy, method, cleaner=path).shape == noisy.shape
+
+
+def test_clean_facade(twin):
+    assert clean(twin, "classical").shape == twin.shape
+    assert np.array_equal(clean(twin, "none"), twin)
+    with pytest.raises(ValueError, match="unknown cleaner"):
+        clean(twin, "magic")
+
+
+def test_patch_discriminator_shape():
+    scores = PatchDiscriminator(8)(torch.rand(2, 1, 96, 192))
+    assert scores.shape[0] == 2 and scores.shape[1] == 1 and scores.shape[2] > 1
