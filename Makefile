@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DB ?= sigverify.db
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install lock clean
+.PHONY: run test install browser lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +19,15 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# The main job: the service and web page on the shipped model, sample writers enrolled.
 run: $(STAMP)
-	$(BIN)/sigverify demo
+	$(BIN)/sigverify serve --host $(HOST) --port $(PORT) --db $(DB) --samples
 
-test: $(STAMP)
+# Debian's chromium for the browser test (never a browser download).
+browser:
+	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 # Refresh the pinned versions after changing dependencies in pyproject.toml.

@@ -233,6 +233,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=1)
+    for index, one in enumerate(report["one_reference"]):
+        for kind in ("skilled", "random"):
+            if kind in one:
+                figures = one[kind]
+                print(f"one reference, all pairs{f' (fold {index})' if len(report['one_reference']) > 1 else ''}: genuine vs {kind}: "
+                      f"EER {figures['eer'] * 100:.2f}%  FAR {figures['far'] * 100:.2f}%  FRR {figures['frr'] * 100:.2f}% at the dev threshold {one['threshold']:.3f}")
     print("\n".join(format_table(report["summary"], args.refs)))
     for key, value in report["controls"].items():
         print(f"control {key}: {value['mean']:.4f} +- {value['std']:.4f}")

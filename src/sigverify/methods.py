@@ -8,8 +8,9 @@ raw scores, higher = more likely genuine. Raw scores are then calibrated to prob
 ``fusion-mean|max|median|min``   per-reference similarities (minus distance) fused
 ``vote``              share of references within the one-reference distance threshold (majority
                       voting); ties broken by the mean similarity, scaled by 1e-3
-``writer-threshold``  mean distance to the references divided by the references' own mean
-                      pairwise distance, negated: a per-writer threshold from the references' spread
+``writer-threshold``  mean distance to the (up to) 3 nearest references divided by the references'
+                      own mean pairwise distance, negated: a per-writer threshold from the spread of
+                      the references among themselves (the nearest 3, not all: chosen on dev writers)
 ``wd-logreg``, ``wd-svm``   writer-dependent classifiers trained on the references (positives)
                       against a background set of other writers' genuine signatures (negatives);
                       logistic regression, or an RBF SVM, on the Siamese embeddings
@@ -29,6 +30,7 @@ FUSIONS = {
 }
 METHODS = ("single", *FUSIONS, "vote", "writer-threshold", "wd-logreg", "wd-svm")
 NEEDS_BACKGROUND = {"wd-logreg", "wd-svm"}
+WRITER_THRESHOLD_NEIGHBOURS = 3
 NEEDS_TWO_REFERENCES = {"writer-threshold"}
 
 
@@ -85,7 +87,8 @@ def raw_scores(
     if method == "writer-threshold":
         if len(references) < 2:
             raise ValueError("writer-threshold needs at least 2 references")
-        return -d.mean(axis=1) / max(reference_spread(references), 1e-6)
+        nearest = np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, d.shape[1])]
+        return -nearest.mean(axis=1) / max(reference_spread(references), 1e-6)
     if background is None or len(background) == 0:
         raise ValueError(f"{method} needs a background set of other writers' embeddings")
     return _writer_dependent(method, references, queries, background, seed)

@@ -150,6 +150,7 @@ def evaluate_split(
                 }
 
     result: dict[str, Any] = {"runs": runs, "skipped_writers": skipped, "n_test_writers": len(set(test_writers))}
+    result["one_reference"] = one_reference_figures(artifact, embeddings, records, ids)
     if controls:
         control: dict[str, Any] = {}
         train_idx = np.flatnonzero(np.isin(writer_keys, list(train_writers))) if len(train_writers) else np.array([], dtype=int)
@@ -172,6 +173,24 @@ def evaluate_split(
     if collect_scores:
         result["scores"] = scores_out
     return result
+
+
+def one_reference_figures(artifact: ModelArtifact, vectors: np.ndarray, records, content_ids) -> dict[str, Any]:
+    """Every one-reference pair of the test writers (genuine-genuine, genuine-skilled forgery,
+    genuine-random forgery), scored by the Siamese distance, at the dev-fixed threshold."""
+    from .evaluation import distance_scores, single_reference_pairs
+    from .metrics import verification_metrics
+
+    entry = pick_entry(artifact.calibration, "single", 1)
+    pairs = single_reference_pairs(records, content_ids=content_ids, seed=0)
+    scores = to_probability(entry, distance_scores(vectors, pairs))
+    figures: dict[str, Any] = {"threshold": entry["threshold"], "pairs": {k: int((pairs.kinds == k).sum()) for k in ("genuine", "skilled", "random")}}
+    for kind in ("skilled", "random"):
+        mask = (pairs.kinds == "genuine") | (pairs.kinds == kind)
+        if (pairs.kinds == kind).any():
+            metrics = verification_metrics(pairs.labels[mask], scores[mask], threshold=entry["threshold"])
+            figures[kind] = {k: metrics[k] for k in ("eer", "auc", "far", "frr", "accuracy", "confusion")}
+    return figures
 
 
 def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,11 +339,11 @@ def run_evaluation(
         from .train import TrainConfig, train
 
         for fold in range(folds):
-            split = fold_split(records, folds, fold, seed=seed)
+            config = TrainConfig.from_file(train_config)
+            split = fold_split(records, folds, fold, dev_fraction=config.dev_fraction, seed=seed)
             out = Path(runs_dir) / f"fold-{fold}"
             model_path = out / "model.safetensors"
             if not model_path.exists():
-                config = TrainConfig.from_file(train_config)
                 config.data = list(data)
                 config.out = str(out)
                 out.mkdir(parents=True, exist_ok=True)
@@ -342,8 +361,6 @@ def run_evaluation(
                 collected_scores.append(part.pop("scores"))
             log(f"fold {fold}: done ({(time.perf_counter() - started) / 60:.1f} min so far)")
     else:
-        if model is None:
-            raise ValueError("give --model PATH or --train CONFIG")
         from .api import load_model
 
         artifact = load_model(model)
@@ -376,6 +393,7 @@ def run_evaluation(
         "train_config": train_config,
         "folds_detail": fold_info,
         "summary": summary,
+        "one_reference": [part["one_reference"] for part in parts],
         "controls": merge_controls(parts) if controls else {},
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -198,6 +198,8 @@ def create_app(
         return store.audit(limit=limit, writer_id=writer_id)
 
     if ui:
+        # Offline by design: no usage analytics or version checks leave the machine.
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         import gradio as gr
 
         from .ui import build_ui
