@@ -63,30 +63,15 @@ def load_model(model: ModelLike = None) -> ModelArtifact:
         return _models[key]
 
 
-def _content_id(source: ImageSource, gray: np.ndarray) -> tuple[Optional[str], str]:
-    """(sha256 of the encoded bytes when there are any, sha256 of the decoded pixels)."""
-    data = None
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, (str, os.PathLike)):
-        try:
-            data = Path(source).read_bytes()
-        except OSError:
-            data = None
-    byte_hash = hashlib.sha256(data).hexdigest() if data is not None else None
-    pixel_hash = hashlib.sha256(np.asarray(gray.shape).tobytes() + gray.tobytes()).hexdigest()
-    return byte_hash, pixel_hash
-
-
 class _Prepared:
     """A decoded, preprocessed image with its measured size and content hashes."""
 
     def __init__(self, source: ImageSource, artifact: ModelArtifact, max_pixels: int) -> None:
         self.name = describe_source(source)
-        if hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
-            source = read_bytes(source)  # a stream can be read once: keep its bytes
-        gray, dpi = read_image(source, max_pixels=max_pixels)
-        self.byte_hash, self.pixel_hash = _content_id(source, gray)
+        data = read_bytes(source)  # None for arrays and PIL images; read once, hashed and decoded
+        gray, dpi = read_image(data if data is not None else source, max_pixels=max_pixels, name=self.name)
+        self.byte_hash: Optional[str] = hashlib.sha256(data).hexdigest() if data is not None else None
+        self.pixel_hash = hashlib.sha256(np.asarray(gray.shape).tobytes() + gray.tobytes()).hexdigest()
         self.image, self.size = preprocess_with_size(gray, artifact.preprocess, dpi=dpi, name=self.name)
 
 

@@ -161,15 +161,18 @@ def read_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int | None = None,
+    name: Optional[str] = None,
 ) -> tuple[np.ndarray, Optional[float]]:
     """Like :func:`load_gray`, plus the resolution the file declares (``None`` when it declares none).
+
+    ``name`` names the source in errors (default: the path, or a description of the object).
 
     Returns
     -------
     (gray, dpi)
         ``H x W`` uint8 and dots per inch or ``None``.
     """
-    name = describe_source(source)
+    name = name or describe_source(source)
     if isinstance(source, np.ndarray):
         if source.ndim >= 2 and source.shape[0] * source.shape[1] > max_pixels:
             raise ImageTooLarge(name, f"over the pixel limit of {max_pixels}")

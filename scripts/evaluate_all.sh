@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every figure quoted in MODEL_CARD.md and the issue notes, from the committed models and configs.
+# Long: about two hours on the 2-core CPU. Outputs go to benchmarks/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=.venv/bin/sigverify
+mkdir -p benchmarks
+# Shipped verifier on the writers it never saw (CEDAR and SigComp2009 test writers).
+$S evaluate ../shared/data/cedar --refs 1 5 12 --draws 3 --json benchmarks/default-cedar.json --plots benchmarks/plots/default-cedar
+$S evaluate ../shared/data/sigcomp2009 --refs 1 5 --draws 3 --json benchmarks/default-sigcomp2009.json --plots benchmarks/plots/default-sigcomp2009
+# CEDAR, 5 folds over all 55 writers, a model retrained per fold.
+$S evaluate ../shared/data/cedar --train configs/fold.toml --folds 5 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold --json benchmarks/cedar-5fold.json --plots benchmarks/plots/cedar-5fold
+# Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
+# model (trained on CEDAR only) tested on every SigComp2009 writer.
+[ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress
+$S evaluate ../shared/data/cedar --model runs/sigcomp-only/model.safetensors --refs 1 5 12 --draws 3 --json benchmarks/cross-sigcomp2009-to-cedar.json
+$S evaluate ../shared/data/sigcomp2009 --model runs/cedar-5fold/fold-0/model.safetensors --refs 1 5 --draws 3 --json benchmarks/cross-cedar-to-sigcomp2009.json
+# Detector and cleaners.
+$S evaluate-detector ../shared/data/tobacco800_signatures --synthetic 60 --json benchmarks/detector-tobacco800.json
+$S evaluate-cleaner ../shared/data/cedar ../shared/data/sigcomp2009 --tobacco ../shared/data/tobacco800_signatures \
+  --grid benchmarks/plots/cleaners-tobacco800-grid.png --json benchmarks/cleaners.json
+# Speed.
+.venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
