@@ -25,21 +25,28 @@ LAUNCH_ARGS = [
 ]
 
 
-@pytest.fixture
-def page(tmp_path, tiny_model):
+@pytest.fixture(scope="module")
+def browser_server(tmp_path_factory, tiny_model):
+    """One live server (web page on) and one headless Chromium for the whole module."""
     from playwright.sync_api import sync_playwright
 
-    server = LiveServer(tmp_path / "browser.db", tiny_model, "--samples", ui=True).start()
+    server = LiveServer(tmp_path_factory.mktemp("browser") / "browser.db", tiny_model, "--samples", ui=True).start()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        context = browser.new_context(viewport={"width": 1300, "height": 1100})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(server.url + "/")
-        page.server = server
-        yield page
+        yield server, browser
         browser.close()
     server.kill()
+
+
+@pytest.fixture
+def page(browser_server):
+    server, browser = browser_server
+    context = browser.new_context(viewport={"width": 1300, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server.url + "/")
+    yield page
+    context.close()
 
 
 def test_compare_two_signatures(page):
@@ -72,3 +79,32 @@ def test_verify_enrolled_writer_tab(page):
     page.locator("#verify-button").click()
     page.locator("#verify-result").get_by_text("Score:").wait_for()
     assert "4 references" in page.locator("#verify-result").inner_text()
+
+
+def test_document_tab(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from sigverify.imageio import load_gray
+    from sigverify.synth.pages import make_page
+
+    signatures = [load_gray(p) for p in sorted((SAMPLES / "cedar-13" / "genuine").glob("*.png"))[4:5]]
+    letter = make_page(signatures, 41, n_signatures=1)
+    path = tmp_path / "letter.png"
+    Image.fromarray(letter.image).save(path)
+    page.get_by_role("tab", name="Document").click()
+    page.locator("#document-page input[type=file]").set_input_files(str(path))
+    page.locator("#document-writer input").click()
+    page.get_by_role("option", name="cedar-13").click()
+    page.locator("#document-button").click()
+    result = page.locator("#document-result")
+    result.get_by_text("Document:").wait_for()
+    text = result.inner_text()
+    assert "signature(s) found" in text and "box" in text
+    page.screenshot(path=str(ARTIFACTS / "browser_document.png"), full_page=True)
+    # A page with no signature says so plainly.
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((1100, 850), 255, dtype=np.uint8)).save(blank)
+    page.locator("#document-page input[type=file]").set_input_files(str(blank))
+    page.locator("#document-button").click()
+    result.get_by_text("no signature found").wait_for()

@@ -86,34 +86,6 @@ def distance_scores(embeddings: np.ndarray, pairs: ScoredPairs) -> np.ndarray:
     return -np.linalg.norm(embeddings[pairs.first] - embeddings[pairs.second], axis=1)
 
 
-def single_reference_report(
-    embeddings: np.ndarray,
-    records: Sequence[Record],
-    *,
-    distance_threshold: float,
-    content_ids: Optional[Sequence[str]] = None,
-    seed: int = 0,
-) -> dict:
-    """One-reference metrics on some writers' embeddings, at a distance threshold fixed beforehand.
-
-    Returns the :func:`sigverify.metrics.verification_metrics` dict for all pairs, plus ``skilled``
-    (genuine vs skilled forgeries only) and ``random`` (genuine vs random forgeries only) sub-dicts.
-    """
-    from .metrics import verification_metrics
-
-    pairs = single_reference_pairs(records, content_ids=content_ids, seed=seed)
-    scores = distance_scores(embeddings, pairs)
-    threshold = -distance_threshold
-    report = {"all": verification_metrics(pairs.labels, scores, kinds=pairs.kinds, threshold=threshold)}
-    for kind in ("skilled", "random"):
-        subset = (pairs.kinds == "genuine") | (pairs.kinds == kind)
-        if (pairs.kinds == kind).any():
-            report[kind] = verification_metrics(pairs.labels[subset], scores[subset], threshold=threshold)
-    report["n_writers"] = len({r.writer_key for r in records})
-    report["distance_threshold"] = distance_threshold
-    return report
-
-
 # --------------------------------------------------------------------------- multi-reference report
 
 REPORT_FIGURES = ("eer", "eer_random", "eer_user_thresholds", "far_skilled", "far_random", "frr", "accuracy", "auc_mean")

@@ -1,0 +1,78 @@
+"""The evaluation protocol: writer-disjoint by construction, every method, controls, k-fold retraining."""
+
+import json
+
+import pytest
+
+from sigverify.cache import load_or_build
+from sigverify.cli import main
+from sigverify.datasets import read_dataset
+from sigverify.methods import METHODS
+from sigverify.models.artifact import load_artifact
+from sigverify.report import evaluate_split, run_evaluation, seen_writers
+from sigverify.splits import WriterOverlapError
+
+
+def test_a_seen_writer_can_never_be_a_test_writer(tiny_model, toy_data):
+    artifact = load_artifact(tiny_model)
+    cache = load_or_build(read_dataset(toy_data).records, artifact.preprocess, log=None)
+    split = artifact.metadata["training"]["split"]
+    for sneaky in (split["train"][0], split["dev"][0]):
+        with pytest.raises(WriterOverlapError):
+            evaluate_split(artifact, cache, split["test"] + [sneaky], refs=(3,), draws=1)
+
+
+def test_fixed_model_report(tiny_model, toy_data, tmp_path):
+    report = run_evaluation([str(toy_data)], model=str(tiny_model), refs=(1, 3), draws=2, plots=str(tmp_path / "plots"), log=lambda _: None)
+    artifact = load_artifact(tiny_model)
+    tested = set(report["folds_detail"][0]["test_writers"])
+    assert tested and not tested & seen_writers(artifact)
+    assert tested == set(artifact.metadata["training"]["split"]["test"])
+    for method in METHODS:
+        if method == "writer-threshold":
+            assert "1" not in report["summary"][method] and "3" in report["summary"][method]
+        else:
+            assert set(report["summary"][method]) == {"1", "3"}
+    row = report["summary"]["fusion-mean"]["3"]
+    for figure in ("eer", "eer_random", "eer_user_thresholds", "far_skilled", "far_random", "frr", "accuracy", "auc_mean"):
+        assert 0 <= row[figure]["mean"] <= 1 and row[figure]["std"] >= 0
+    assert row["runs"] == 2 and sum(row["confusion"].values()) > 0
+    assert {"probe_pixels_auc", "probe_embedding_auc", "shuffled_references.eer"} <= set(report["controls"])
+    assert "skilled" in report["one_reference"][0]
+    assert len(report["plots"]) >= 3 and all(p.endswith(".png") for p in report["plots"])
+
+
+def test_kfold_retraining_tests_every_writer_once(toy_data, tmp_path, capsys):
+    config = tmp_path / "fold.toml"
+    config.write_text(
+        """[train]
+model = "resnet-attn"
+model_args = {depth = 10, base_width = 8}
+embedding_dim = 16
+loss = "triplet-hard"
+margin = 0.3
+lr = 3e-3
+warmup_steps = 5
+epochs = 2
+steps_per_epoch = 4
+batch_writers = 4
+per_writer = 4
+forged_per_writer = 1
+dev_fraction = 0.25
+preprocess = {height = 64, width = 96}
+threads = 2
+"""
+    )
+    out = tmp_path / "report.json"
+    code = main(["evaluate", str(toy_data), "--train", str(config), "--folds", "2", "--refs", "3", "--draws", "1",
+                 "--runs-dir", str(tmp_path / "runs"), "--json", str(out), "--methods", "fusion-mean,writer-threshold"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    folds = report["folds_detail"]
+    tested = [w for fold in folds for w in fold["test_writers"]]
+    assert sorted(tested) == sorted({r.writer_key for r in read_dataset(toy_data).records})  # each once
+    for fold in folds:
+        model = load_artifact(fold["model"])
+        assert not set(fold["test_writers"]) & seen_writers(model)
+    assert report["summary"]["writer-threshold"]["3"]["runs"] == 2
+    assert "best method: R=3:" in capsys.readouterr().out
