@@ -89,7 +89,7 @@ def test_document_tab(page, tmp_path):
     from sigverify.synth.pages import make_page
 
     signatures = [load_gray(p) for p in sorted((SAMPLES / "cedar-13" / "genuine").glob("*.png"))[4:5]]
-    letter = make_page(signatures, 41, n_signatures=1)
+    letter = make_page(signatures, 41, n_signatures=1, stamp_probability=0.0)
     path = tmp_path / "letter.png"
     Image.fromarray(letter.image).save(path)
     page.get_by_role("tab", name="Document").click()
@@ -105,6 +105,11 @@ def test_document_tab(page, tmp_path):
     # A page with no signature says so plainly.
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((1100, 850), 255, dtype=np.uint8)).save(blank)
+    # A filled upload box shows the image and no file input, so start from a fresh page.
+    page.reload()
+    page.get_by_role("tab", name="Document").click()
     page.locator("#document-page input[type=file]").set_input_files(str(blank))
+    page.locator("#document-writer input").click()
+    page.get_by_role("option", name="cedar-13").click()
     page.locator("#document-button").click()
     result.get_by_text("no signature found").wait_for()

@@ -36,7 +36,7 @@ def _paste_signature(page: np.ndarray, labels: np.ndarray, label: int, crop: np.
     labels[region][sub] = label
 
 
-def make_page(signatures: Sequence[np.ndarray], seed: int, *, n_signatures: int | None = None) -> SyntheticPage:
+def make_page(signatures: Sequence[np.ndarray], seed: int, *, n_signatures: int | None = None, stamp_probability: float = 0.35) -> SyntheticPage:
     """Generate one page.
 
     Parameters
@@ -47,6 +47,9 @@ def make_page(signatures: Sequence[np.ndarray], seed: int, *, n_signatures: int 
         The page is a pure function of ``seed`` and ``signatures``.
     n_signatures
         Force the number of signatures (default: 0 with probability 0.15, else 1-3).
+    stamp_probability
+        Chance of a rubber stamp (half the time over the first signature). The random draw happens
+        either way, so changing it alters nothing else on the page.
     """
     rng = np.random.default_rng(seed)
     dpi = int(rng.choice([150, 200, 204, 300]))
@@ -123,7 +126,7 @@ def make_page(signatures: Sequence[np.ndarray], seed: int, *, n_signatures: int 
         yy = sy - int(alpha.shape[0] * rng.uniform(0.55, 0.95))
         _paste_signature(page, labels, label, crop, alpha, x, yy, rng)
 
-    if rng.random() < 0.35:  # rubber stamp, sometimes over a signature
+    if rng.random() < stamp_probability:  # rubber stamp, sometimes over a signature
         mark = draw.stamp(rng, int(dpi * rng.uniform(0.8, 1.5)))
         if slots and rng.random() < 0.5:
             sx, sy, _ = slots[0]
