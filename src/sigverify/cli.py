@@ -185,7 +185,7 @@ def _expand_references(items: Sequence[str]) -> list[str]:
 def _verify_line(query: str, result: dict) -> str:
     line = (
         f"{query}: {result['decision']} (score {result['score']:.3f}, threshold {result['threshold']:.3f}, "
-        f"{result['method']}, {result['n_references']} references, {result['time_ms']:.0f} ms)"
+        f"{result['method']}, {result['n_references']} reference{'s' if result['n_references'] != 1 else ''}, {result['time_ms']:.0f} ms)"
     )
     return line + "".join(f"\n  warning: {w}" for w in result["warnings"])
 
