@@ -93,3 +93,53 @@ def test_api_route(tmp_path, two_signature_page):
     bad = client.post("/v1/verify-document", files={"page": ("notes.pdf", b"%PDF-1.4 not really", "application/pdf")}, data={"writer_id": "w19"})
     assert bad.status_code == 422 and "notes.pdf" in bad.json()["detail"]
     assert client.post("/v1/verify-document", files={"page": ("letter.png", path.read_bytes(), "image/png")}).status_code == 422
+
+
+def test_generated_cheque_is_deterministic_and_boxed():
+    from sigverify.synth.cheque import make_cheque
+
+    signatures = [load_gray(p) for p in references("cedar-13")]
+    first, again = make_cheque(signatures, 5), make_cheque(signatures, 5)
+    assert np.array_equal(first.image, again.image) and np.array_equal(first.boxes, again.boxes)
+    assert first.image.shape == (int(2.75 * first.dpi), int(6.0 * first.dpi)) and len(first.boxes) == 1
+    x0, y0, x1, y1 = first.boxes[0].astype(int)
+    assert first.image[y0:y1, x0:x1].min() < 100  # the box holds the signature's ink
+
+
+def test_cheque_to_decision(tmp_path, capsys):
+    """A generated cheque through detection, cleaning and verification (CLI and API).
+
+    The shipped detector never saw a cheque in training and finds the signature on only about a third
+    of generated cheques (figure in the issue note); this seed is one it finds, so the test pins the
+    cheque path end to end and fails if that regresses.
+    """
+    from sigverify.detection.boxes import iou_matrix
+    from sigverify.synth.cheque import make_cheque
+
+    cheque = make_cheque([load_gray(p) for p in references("cedar-13")], 5)
+    path = tmp_path / "cheque.png"
+    Image.fromarray(cheque.image).save(path)
+    result = sigverify.verify_document(path, references("cedar-13"), cleaner="classical")
+    assert result["found"] >= 1
+    boxes = np.array([item["box"] for item in result["signatures"]])
+    assert iou_matrix(boxes, cheque.boxes).max() > 0.5
+    code = main(["verify-document", str(path), *references("cedar-13"), "--json"])
+    assert code in (0, 1, 2) and json.loads(capsys.readouterr().out)["found"] >= 1
+
+
+@pytest.fixture
+def tobacco_page(tobacco_root):
+    from sigverify.datasets.tobacco import read_tobacco800
+
+    pages = [p for p in read_tobacco800(tobacco_root) if len(p.signatures) == 1]
+    return sorted(pages, key=lambda p: p.path)[0]
+
+
+def test_tobacco_page_to_decision(tobacco_page):
+    """A real Tobacco-800 page (the first, by name, with one annotated signature) from page to decision."""
+    from sigverify.detection.boxes import iou_matrix
+
+    result = sigverify.verify_document(tobacco_page.path, references(), cleaner="unet")
+    assert result["found"] >= 1 and result["decision"] in ("genuine", "forged", "inconclusive")
+    boxes = np.array([item["box"] for item in result["signatures"]])
+    assert iou_matrix(boxes, np.array([b.as_list() for b in tobacco_page.signatures])).max() > 0.5

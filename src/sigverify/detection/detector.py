@@ -13,15 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import cv2
 import numpy as np
 import torch
 
 from ..errors import ModelError
 from ..models.artifact import check_state_dict, read_artifact, write_artifact
 from .boxes import nms
-from .data import canvas_for, resize_long_side, to_canvas, to_tensor
+from .data import canvas_for, to_canvas, to_tensor
 from .model import SignatureDetector, decode
 
+LETTER_ASPECT = 11 / 8.5  # height / width of the pages the detector was trained on
 DETECTOR_REQUIRED = ("format", "kind", "architecture", "long_side", "operating_score")
 
 
@@ -93,12 +95,15 @@ def load_detector(detector: Union[None, str, Path, DetectorArtifact] = None) -> 
 def detect_gray(gray: np.ndarray, artifact: DetectorArtifact, *, min_score: Optional[float] = None, bf16: bool = True, max_boxes: int = 20) -> list[dict[str, Any]]:
     """Boxes on one greyscale page (H x W uint8, 255 = paper), in its own pixels, best first."""
     threshold = artifact.operating_score if min_score is None else float(min_score)
-    small, scale = resize_long_side(gray, artifact.long_side)
-    canvas = canvas_for(artifact.long_side)
-    # Landscape pages: use a canvas of their own shape (any multiple of 32 works).
-    if small.shape[1] > canvas[1] or small.shape[0] > canvas[0]:
-        canvas = (int(np.ceil(small.shape[0] / 32) * 32), int(np.ceil(small.shape[1] / 32) * 32))
-    x = to_tensor([to_canvas(small, canvas)])
+    # The detector learnt portrait pages scaled to ``long_side``, and portrait pages get exactly that.
+    # A landscape or short page (cheque, receipt) is scaled as if it lay on a portrait letter sheet, its
+    # width on the sheet's width, so its writing keeps the size the detector knows instead of being
+    # blown up until its width fills the long side.
+    height, width = gray.shape
+    scale = artifact.long_side / (height if height >= width else width * LETTER_ASPECT)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x = to_tensor([to_canvas(small, canvas_for(artifact.long_side))])
     with artifact.lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         outputs = artifact.network(x)
     found = decode(tuple(o.float() for o in outputs), min_score=min(threshold, 0.99), max_boxes=max_boxes)[0]
@@ -107,7 +112,6 @@ def detect_gray(gray: np.ndarray, artifact: DetectorArtifact, *, min_score: Opti
     boxes = np.array([f[:4] for f in found]) / scale
     scores = np.array([f[4] for f in found])
     keep = nms(boxes, scores, 0.3)
-    height, width = gray.shape
     results = []
     for index in keep:
         x0, y0, x1, y1 = boxes[index]
