@@ -18,6 +18,7 @@ $S evaluate ../shared/data/cedar --model runs/sigcomp-only/model.safetensors --r
 $S evaluate ../shared/data/sigcomp2009 --model runs/cedar-5fold/fold-0/model.safetensors --refs 1 5 --draws 3 --json benchmarks/cross-cedar-to-sigcomp2009.json
 # Detector and cleaners.
 $S evaluate-detector ../shared/data/tobacco800_signatures --synthetic 60 --json benchmarks/detector-tobacco800.json
+.venv/bin/python scripts/evaluate_cheques.py --seeds 10
 $S evaluate-cleaner ../shared/data/cedar ../shared/data/sigcomp2009 --tobacco ../shared/data/tobacco800_signatures \
   --grid benchmarks/plots/cleaners-tobacco800-grid.png --json benchmarks/cleaners.json
 # Speed.
