@@ -13,7 +13,6 @@ Outputs in ``--out``:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -21,7 +20,6 @@ import platform
 import shlex
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -29,6 +27,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from .config import TomlConfig
 from .cache import Cache, load_or_build
 from .datasets import FORGED, GENUINE, read_dataset
 from .evaluation import distance_scores, single_reference_pairs
@@ -48,7 +47,10 @@ from .splits import PKSampler, WriterSplit, split_writers
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TomlConfig):
+    SECTION = "train"
+    LABEL = "training"
+
     """Every training setting; a TOML config file's ``[train]`` table uses the same names."""
 
     data: list[str] = field(default_factory=list)
@@ -88,24 +90,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "TrainConfig":
-        with open(path, "rb") as handle:
-            values = tomllib.load(handle)
-        values = values.get("train", values)
-        return cls.from_dict(values)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @property
     def batch_size(self) -> int:

@@ -5,12 +5,10 @@ the verifier's split, so that cleaners are always measured on writers they never
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -20,12 +18,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..config import TomlConfig
 from . import save_cleaner
 from .networks import PatchDiscriminator, ResnetGenerator, UNet
 
 
 @dataclass
-class CleanerConfig:
+class CleanerConfig(TomlConfig):
+    SECTION = "cleaner"
+    LABEL = "cleaner"
+
     method: str = "unet"  # or "cyclegan"
     data: list[str] = field(default_factory=lambda: ["../shared/data/cedar", "../shared/data/sigcomp2009"])
     out: str = "runs/cleaner"
@@ -46,23 +48,6 @@ class CleanerConfig:
     identity_weight: float = 5.0
     threads: int = 0
     max_minutes: float = 0.0
-
-    @classmethod
-    def from_file(cls, path: str) -> "CleanerConfig":
-        with open(path, "rb") as handle:
-            values = tomllib.load(handle)
-        return cls.from_dict(values.get("cleaner", values))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "CleanerConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown cleaner settings: {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _resize_height(gray: np.ndarray, height: int) -> np.ndarray:

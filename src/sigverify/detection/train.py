@@ -5,12 +5,10 @@ artifact. Test pages are never read here.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -18,13 +16,17 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..config import TomlConfig
 from .data import PageSet, augment_page, canvas_for, synthetic_pages, tobacco_pages, to_tensor
 from .detector import DetectorArtifact, save_detector
 from .model import SignatureDetector, decode, detection_loss, encode_targets, STRIDE
 
 
 @dataclass
-class DetectorConfig:
+class DetectorConfig(TomlConfig):
+    SECTION = "detector"
+    LABEL = "detector"
+
     tobacco: str = "../shared/data/tobacco800_signatures"
     synthetic_data: list[str] = field(default_factory=lambda: ["../shared/data/cedar", "../shared/data/sigcomp2009"])
     synthetic_pages: int = 300
@@ -48,23 +50,6 @@ class DetectorConfig:
     max_train_pages: int = 0  # 0: all (tests use a few)
     cache_dir: Optional[str] = None
     name: str = "detector"
-
-    @classmethod
-    def from_file(cls, path: str) -> "DetectorConfig":
-        with open(path, "rb") as handle:
-            values = tomllib.load(handle)
-        return cls.from_dict(values.get("detector", values))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DetectorConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown detector settings: {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _targets(boxes_list, canvas: tuple[int, int]) -> dict[str, torch.Tensor]:
