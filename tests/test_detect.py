@@ -165,3 +165,27 @@ def test_blank_page_gives_no_boxes(tiny_detector, tmp_path):
     assert sigverify.detect(png, detector=path) == []
     with pytest.raises(InvalidImage, match="page 3 does not exist"):
         sigverify.detect(png, detector=path, page=3)
+
+
+def test_detection_scale_puts_cheques_on_a_letter_sheet():
+    from sigverify.detection.data import LETTER_ASPECT, detection_scale
+
+    assert detection_scale(1100, 850, 768) == pytest.approx(768 / 1100)  # portrait: height on the long side
+    # a 6 x 2.75 in cheque: its width on a letter sheet's width, not blown up to the long side
+    assert detection_scale(275, 600, 768) == pytest.approx(768 / (600 * LETTER_ASPECT))
+
+
+def test_generated_cheques_for_training_keep_their_box():
+    from helpers import toy_signature
+    from sigverify.detection.data import _make_synthetic, detection_scale, synthetic_pages
+    from sigverify.synth.cheque import make_cheque
+
+    signatures = [toy_signature(w, w) for w in range(3)]
+    small, boxes, scale = _make_synthetic((signatures, 7, 768, "cheque"))
+    cheque = make_cheque(signatures, 7)
+    assert scale == pytest.approx(detection_scale(*cheque.image.shape, 768))
+    assert small.shape == (round(cheque.image.shape[0] * scale), round(cheque.image.shape[1] * scale))
+    np.testing.assert_allclose(boxes, cheque.boxes * scale)
+    assert boxes.shape == (1, 4) and (boxes[:, 2:] <= small.shape[::-1]).all() and (boxes[:, :2] >= 0).all()
+    with pytest.raises(ValueError, match="kind"):
+        synthetic_pages([], [0], 768, kind="receipt")

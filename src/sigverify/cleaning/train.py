@@ -48,6 +48,7 @@ class CleanerConfig(TomlConfig):
     identity_weight: float = 5.0
     threads: int = 0
     max_minutes: float = 0.0
+    bf16: bool = False  # bfloat16 autocast for the U-Net's forward pass (about twice as fast on AMX CPUs)
 
 
 def _resize_height(gray: np.ndarray, height: int) -> np.ndarray:
@@ -119,7 +120,9 @@ def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = 
                 group["lr"] = lr
             chosen = rng.integers(0, len(noisy), size=config.batch_size)
             x, y = _crop_batch(noisy, clean, [(int(i), int(i)) for i in chosen], config.crop_width, rng, paired=True)
-            logits = network(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = network(x)
+            logits = logits.float()
             # Ink pixels are few: weight them up so the network cannot win by erasing everything.
             weight = 1.0 + 4.0 * (y > 0.1).float()
             loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * weight).mean() + F.l1_loss(torch.sigmoid(logits), y)

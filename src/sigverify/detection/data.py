@@ -39,6 +39,16 @@ class PageSet:
         return PageSet(self.images + other.images, self.boxes + other.boxes, self.names + other.names, self.scales + other.scales)
 
 
+LETTER_ASPECT = 11 / 8.5  # height / width of the pages the detector is trained on
+
+
+def detection_scale(height: int, width: int, long_side: int) -> float:
+    """The scale a page is detected at: a portrait page gets its height on ``long_side``; a landscape
+    or short page (cheque, receipt) is scaled as if it lay on a portrait letter sheet, its width on
+    the sheet's width, so its writing keeps the size of writing on a letter."""
+    return long_side / (height if height >= width else width * LETTER_ASPECT)
+
+
 def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
     """Resize so the longer side is ``long_side``; returns (image, scale applied)."""
     scale = long_side / max(image.shape)
@@ -87,29 +97,54 @@ def tobacco_pages(pages, long_side: int, cache_dir: Optional[str] = None, worker
 
 
 def _make_synthetic(args) -> tuple[np.ndarray, np.ndarray, float]:
+    from ..synth.cheque import make_cheque
     from ..synth.pages import make_page
 
     cv2.setNumThreads(1)
-    signatures, seed, long_side = args
+    signatures, seed, long_side, kind = args
+    if kind == "cheque":
+        cheque = make_cheque(signatures, seed)
+        scale = detection_scale(*cheque.image.shape, long_side)
+        size = (max(1, round(cheque.image.shape[1] * scale)), max(1, round(cheque.image.shape[0] * scale)))
+        small = cv2.resize(cheque.image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return small, cheque.boxes * scale, scale
     page = make_page(signatures, seed)
     small, scale = resize_long_side(page.image, long_side)
     return small, page.boxes * scale, scale
 
 
-def synthetic_pages(signature_records, seeds: Sequence[int], long_side: int, cache_dir: Optional[str] = None, pool_size: int = 300, workers: int | None = None) -> PageSet:
-    """Generated pages (seeded) with real signatures of the given records pasted on them."""
+SYNTHETIC_KINDS = ("page", "cheque")
+
+
+def synthetic_pages(
+    signature_records,
+    seeds: Sequence[int],
+    long_side: int,
+    cache_dir: Optional[str] = None,
+    pool_size: int = 300,
+    workers: int | None = None,
+    kind: str = "page",
+) -> PageSet:
+    """Generated letters (``kind="page"``) or cheques (``"cheque"``), seeded, with real signatures of
+    the given records on them, scaled as :func:`detection_scale` scales pages for detection."""
     from ..synth.pages import signature_pool
 
-    key = hashlib.sha256(json.dumps([sorted(r.path for r in signature_records), list(seeds), long_side, pool_size]).encode()).hexdigest()[:16]
-    path = Path(cache_dir or default_cache_dir()) / f"synthetic-pages-{long_side}-{key}.npz"
+    if kind not in SYNTHETIC_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(SYNTHETIC_KINDS)}, not {kind!r}")
+    # (letters keep their original cache key)
+    key_parts = [sorted(r.path for r in signature_records), list(seeds), long_side, pool_size] + ([kind] if kind != "page" else [])
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:16]
+    prefix = "synthetic-pages" if kind == "page" else f"synthetic-{kind}s"
+    path = Path(cache_dir or default_cache_dir()) / f"{prefix}-{long_side}-{key}.npz"
     if path.exists():
         return _load(path)
     signatures = signature_pool(signature_records, limit=pool_size, seed=0)
-    jobs = [(signatures, int(seed), long_side) for seed in seeds]
+    jobs = [(signatures, int(seed), long_side, kind) for seed in seeds]
     with multiprocessing.get_context("spawn").Pool(workers or os.cpu_count() or 1) as pool:
         made = pool.map(_make_synthetic, jobs, chunksize=4)
-    result = PageSet([m[0] for m in made], [m[1] for m in made], [f"synthetic-{s}" for s in seeds], [m[2] for m in made])
-    _save(path, result, {"source": "synthetic", "long_side": long_side, "seeds": [int(s) for s in seeds]})
+    name = "synthetic" if kind == "page" else kind
+    result = PageSet([m[0] for m in made], [m[1] for m in made], [f"{name}-{s}" for s in seeds], [m[2] for m in made])
+    _save(path, result, {"source": "synthetic", "kind": kind, "long_side": long_side, "seeds": [int(s) for s in seeds]})
     return result
 
 

@@ -20,10 +20,9 @@ import torch
 from ..errors import ModelError
 from ..models.artifact import check_state_dict, read_artifact, write_artifact
 from .boxes import nms
-from .data import canvas_for, to_canvas, to_tensor
+from .data import canvas_for, detection_scale, to_canvas, to_tensor
 from .model import SignatureDetector, decode
 
-LETTER_ASPECT = 11 / 8.5  # height / width of the pages the detector was trained on
 DETECTOR_REQUIRED = ("format", "kind", "architecture", "long_side", "operating_score")
 
 
@@ -95,12 +94,9 @@ def load_detector(detector: Union[None, str, Path, DetectorArtifact] = None) -> 
 def detect_gray(gray: np.ndarray, artifact: DetectorArtifact, *, min_score: Optional[float] = None, bf16: bool = True, max_boxes: int = 20) -> list[dict[str, Any]]:
     """Boxes on one greyscale page (H x W uint8, 255 = paper), in its own pixels, best first."""
     threshold = artifact.operating_score if min_score is None else float(min_score)
-    # The detector learnt portrait pages scaled to ``long_side``, and portrait pages get exactly that.
-    # A landscape or short page (cheque, receipt) is scaled as if it lay on a portrait letter sheet, its
-    # width on the sheet's width, so its writing keeps the size the detector knows instead of being
-    # blown up until its width fills the long side.
+    # Training scaled its pages the same way (portrait on the long side, cheques as on a letter sheet).
     height, width = gray.shape
-    scale = artifact.long_side / (height if height >= width else width * LETTER_ASPECT)
+    scale = detection_scale(height, width, artifact.long_side)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     x = to_tensor([to_canvas(small, canvas_for(artifact.long_side))])

@@ -31,6 +31,10 @@ class DetectorConfig(TomlConfig):
     synthetic_data: list[str] = field(default_factory=lambda: ["../shared/data/cedar", "../shared/data/sigcomp2009"])
     synthetic_pages: int = 300
     synthetic_seed: int = 1000
+    # Generated cheques (landscape slips, scaled as on a letter sheet) with training writers' signatures;
+    # scripts/evaluate_cheques.py measures on other seeds and on test writers' signatures.
+    cheque_pages: int = 0
+    cheque_seed: int = 5000
     out: str = "runs/detector"
     long_side: int = 768
     widths: list[int] = field(default_factory=lambda: [24, 48, 96, 128])
@@ -157,16 +161,19 @@ def train_detector(config: DetectorConfig, *, log=print, command: Optional[str] 
         dev_list = dev_list[: max(4, config.max_train_pages // 2)]
     train_set = tobacco_pages(train_list, config.long_side, config.cache_dir)
     dev_set = tobacco_pages(dev_list, config.long_side, config.cache_dir)
-    if config.synthetic_pages and config.synthetic_data:
+    if (config.synthetic_pages or config.cheque_pages) and config.synthetic_data:
         # Only training writers' signatures go onto synthetic pages (the verifier's split).
         records = read_datasets(config.synthetic_data)
         writer_split = split_writers(records, seed=0)
         train_writers = set(writer_split.train)
         signature_records = [r for r in records if r.writer_key in train_writers]
-        seeds = range(config.synthetic_seed, config.synthetic_seed + config.synthetic_pages)
-        synthetic = synthetic_pages(signature_records, seeds, config.long_side, config.cache_dir)
-        train_set = train_set.extend(synthetic)
-        log(f"training pages: {len(train_list)} Tobacco-800 + {len(synthetic)} synthetic; dev pages: {len(dev_set)}")
+        made = {}
+        for kind, count, first_seed in (("page", config.synthetic_pages, config.synthetic_seed), ("cheque", config.cheque_pages, config.cheque_seed)):
+            if count:
+                made[kind] = synthetic_pages(signature_records, range(first_seed, first_seed + count), config.long_side, config.cache_dir, kind=kind)
+                train_set = train_set.extend(made[kind])
+        log(f"training pages: {len(train_list)} Tobacco-800 + {len(made.get('page', []))} synthetic letters + "
+            f"{len(made.get('cheque', []))} cheques; dev pages: {len(dev_set)}")
     else:
         log(f"training pages: {len(train_set)}; dev pages: {len(dev_set)}")
 
