@@ -6,7 +6,7 @@ from helpers import toy_signature
 from sigverify.cleaning import clean, load_cleaner_artifact, run_network, save_cleaner
 from sigverify.cleaning.classical import clean_classical
 from sigverify.cleaning.networks import PatchDiscriminator, ResnetGenerator, UNet
-from sigverify.synth.noise import NOISE_KINDS, add_noise, clean_twin
+from sigverify.synth.noise import NOISE_KINDS, add_noise, clean_twin, darken_ink
 
 
 @pytest.fixture
@@ -35,6 +35,17 @@ def test_each_noise_kind(twin, kind):
     pair = add_noise(twin, 9, kinds=[kind])
     assert pair.kinds == [kind] and pair.noisy.shape == twin.shape
     assert not np.array_equal(pair.noisy, twin)
+
+
+def test_darkened_ink_keeps_the_paper_and_the_strokes(twin):
+    light = np.where(twin < 255, np.maximum(twin, 150), 255).astype(np.uint8)  # a pale pen
+    dark = darken_ink(light, np.random.default_rng(0))
+    again = darken_ink(light, np.random.default_rng(0))
+    assert np.array_equal(dark, again) and dark.shape == light.shape
+    ink = light < 255
+    assert dark[ink].max() <= 128  # every stroke pixel now at most mid-grey
+    assert (dark < 255).sum() >= ink.sum()  # strokes kept (or broadened), paper otherwise untouched
+    assert (dark[~ink] == 255).mean() > 0.95
 
 
 def test_clean_twin_removes_paper_tone():

@@ -48,6 +48,9 @@ class CleanerConfig(TomlConfig):
     identity_weight: float = 5.0
     threads: int = 0
     max_minutes: float = 0.0
+    # Share of training signatures redrawn with a dark / broad pen before the clutter (see
+    # synth.noise.darken_ink): real documents' signatures are often as black as their print.
+    darken_probability: float = 0.0
     bf16: bool = False  # bfloat16 autocast for the U-Net's forward pass (about twice as fast on AMX CPUs)
 
 
@@ -71,7 +74,7 @@ def training_pairs(config: CleanerConfig, log=print) -> tuple[list[np.ndarray], 
     if len(chosen) > config.max_images:
         chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), size=config.max_images, replace=False))]
     started = time.perf_counter()
-    pairs = noisy_dataset(chosen, per_image=config.noisy_per_image, seed=config.seed)
+    pairs = noisy_dataset(chosen, per_image=config.noisy_per_image, seed=config.seed, darken_probability=config.darken_probability)
     noisy = [_resize_height(p.noisy, config.height) for p, _ in pairs]
     clean = [_resize_height(p.clean, config.height) for p, _ in pairs]
     log(f"{len(pairs)} noisy/clean pairs from {len(chosen)} signatures of {len({r.writer_key for r in chosen})} training writers ({time.perf_counter() - started:.0f} s)")

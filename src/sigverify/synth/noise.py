@@ -94,13 +94,34 @@ def add_noise(clean: np.ndarray, seed: int, *, kinds: Optional[Sequence[str]] = 
     return NoisyPair(noisy, clean, list(kinds), seed)
 
 
-def noisy_dataset(records, *, per_image: int = 1, seed: int = 0, max_side: int = 600) -> list[tuple[NoisyPair, object]]:
-    """(noisy pair, record) for every record's image, ``per_image`` noisy versions each; seeded."""
+def darken_ink(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same signature written with a darker, possibly broader pen (felt tip, office bilevel scan):
+    ink grey levels scaled towards black, strokes sometimes dilated by a pixel. Applied to the clean
+    twin *before* clutter is drawn, so a cleaner cannot learn that dark strokes are always print."""
+    out = clean.astype(np.float32)
+    ink = out < 255
+    out[ink] *= rng.uniform(0.0, 0.5)
+    out = out.astype(np.uint8)
+    if rng.random() < 0.5:
+        out = cv2.erode(out, np.ones((2, 2), np.uint8))  # erosion of the paper = a broader stroke
+    return out
+
+
+def noisy_dataset(records, *, per_image: int = 1, seed: int = 0, max_side: int = 600, darken_probability: float = 0.0) -> list[tuple[NoisyPair, object]]:
+    """(noisy pair, record) for every record's image, ``per_image`` noisy versions each; seeded.
+
+    With ``darken_probability`` a copy's clean twin is first redrawn with :func:`darken_ink`."""
     from ..imageio import load_gray
 
     pairs = []
     for index, record in enumerate(records):
         clean = clean_twin(load_gray(record.path), max_side=max_side)
         for copy in range(per_image):
-            pairs.append((add_noise(clean, seed * 1_000_003 + index * 97 + copy), record))
+            copy_seed = seed * 1_000_003 + index * 97 + copy
+            twin = clean
+            if darken_probability:
+                rng = np.random.default_rng([copy_seed, 1])
+                if rng.random() < darken_probability:
+                    twin = darken_ink(clean, rng)
+            pairs.append((add_noise(twin, copy_seed), record))
     return pairs
