@@ -49,6 +49,13 @@ def detection_scale(height: int, width: int, long_side: int) -> float:
     return long_side / (height if height >= width else width * LETTER_ASPECT)
 
 
+def resize_for_detection(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """Resize a page to :func:`detection_scale`; returns (image, scale applied)."""
+    scale = detection_scale(*image.shape[:2], long_side)
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
+
+
 def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
     """Resize so the longer side is ``long_side``; returns (image, scale applied)."""
     scale = long_side / max(image.shape)
@@ -102,14 +109,8 @@ def _make_synthetic(args) -> tuple[np.ndarray, np.ndarray, float]:
 
     cv2.setNumThreads(1)
     signatures, seed, long_side, kind = args
-    if kind == "cheque":
-        cheque = make_cheque(signatures, seed)
-        scale = detection_scale(*cheque.image.shape, long_side)
-        size = (max(1, round(cheque.image.shape[1] * scale)), max(1, round(cheque.image.shape[0] * scale)))
-        small = cv2.resize(cheque.image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        return small, cheque.boxes * scale, scale
-    page = make_page(signatures, seed)
-    small, scale = resize_long_side(page.image, long_side)
+    page = make_cheque(signatures, seed) if kind == "cheque" else make_page(signatures, seed)
+    small, scale = resize_for_detection(page.image, long_side)  # as detect_gray scales real pages
     return small, page.boxes * scale, scale
 
 

@@ -13,14 +13,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import ModelError
 from ..models.artifact import check_state_dict, read_artifact, write_artifact
 from .boxes import nms
-from .data import canvas_for, detection_scale, to_canvas, to_tensor
+from .data import canvas_for, resize_for_detection, to_canvas, to_tensor
 from .model import SignatureDetector, decode
 
 DETECTOR_REQUIRED = ("format", "kind", "architecture", "long_side", "operating_score")
@@ -96,9 +95,7 @@ def detect_gray(gray: np.ndarray, artifact: DetectorArtifact, *, min_score: Opti
     threshold = artifact.operating_score if min_score is None else float(min_score)
     # Training scaled its pages the same way (portrait on the long side, cheques as on a letter sheet).
     height, width = gray.shape
-    scale = detection_scale(height, width, artifact.long_side)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    small, scale = resize_for_detection(gray, artifact.long_side)
     x = to_tensor([to_canvas(small, canvas_for(artifact.long_side))])
     with artifact.lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         outputs = artifact.network(x)
