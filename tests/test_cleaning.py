@@ -85,3 +85,10 @@ def test_clean_facade(twin):
 def test_patch_discriminator_shape():
     scores = PatchDiscriminator(8)(torch.rand(2, 1, 96, 192))
     assert scores.shape[0] == 2 and scores.shape[1] == 1 and scores.shape[2] > 1
+
+
+def test_cleaner_config_refuses_a_probability_outside_0_1():
+    from sigverify.cleaning.train import CleanerConfig
+
+    with pytest.raises(ValueError, match="darken_probability"):
+        CleanerConfig.from_dict({"darken_probability": 1.5})

@@ -189,3 +189,10 @@ def test_generated_cheques_for_training_keep_their_box():
     assert boxes.shape == (1, 4) and (boxes[:, 2:] <= small.shape[::-1]).all() and (boxes[:, :2] >= 0).all()
     with pytest.raises(ValueError, match="kind"):
         synthetic_pages([], [0], 768, kind="receipt")
+
+
+def test_detector_config_refuses_a_negative_page_count():
+    from sigverify.detection.train import DetectorConfig
+
+    with pytest.raises(ValueError, match="cheque_pages"):
+        DetectorConfig.from_dict({"cheque_pages": -5})

@@ -53,6 +53,10 @@ class CleanerConfig(TomlConfig):
     darken_probability: float = 0.0
     bf16: bool = False  # bfloat16 autocast for the U-Net's forward pass (about twice as fast on AMX CPUs)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.darken_probability <= 1.0:
+            raise ValueError(f"darken_probability must be between 0 and 1, not {self.darken_probability}")
+
 
 def _resize_height(gray: np.ndarray, height: int) -> np.ndarray:
     scale = height / gray.shape[0]

@@ -55,6 +55,11 @@ class DetectorConfig(TomlConfig):
     cache_dir: Optional[str] = None
     name: str = "detector"
 
+    def __post_init__(self) -> None:
+        for setting in ("synthetic_pages", "cheque_pages"):
+            if getattr(self, setting) < 0:
+                raise ValueError(f"{setting} must be 0 or more, not {getattr(self, setting)}")
+
 
 def _targets(boxes_list, canvas: tuple[int, int]) -> dict[str, torch.Tensor]:
     out_h, out_w = canvas[0] // STRIDE, canvas[1] // STRIDE
