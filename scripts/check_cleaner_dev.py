@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Development-writer check of U-Net cleaners, for choosing one (never the report's test material).
+
+Usage: python scripts/check_cleaner_dev.py [CLEANER.safetensors ...]   (none given: the shipped one)
+
+1. Synthetic clutter (noise seeds of its own) over the verifier split's dev writers, 5 clean references,
+   writer-threshold: EER of the cleaned noisy queries, beside clean and uncleaned queries.
+2. Tobacco-800 signature crops annotated Overlapped="No" (``evaluate-cleaner`` uses only the "Yes"
+   crops): a cleaner should not damage clean real signatures -> same-author AUC, cleaned vs not.
+"""
+
+from __future__ import annotations
+
+import argparse
+from itertools import combinations
+
+import numpy as np
+
+from sigverify.api import load_model
+from sigverify.cleaning import load_cleaner, run_network
+from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors
+from sigverify.datasets import read_datasets
+from sigverify.datasets.tobacco import read_tobacco800
+from sigverify.imageio import load_gray
+from sigverify.metrics import auc
+from sigverify.splits import split_writers
+from sigverify.synth.noise import add_noise, clean_twin
+
+DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
+TOBACCO = "../shared/data/tobacco800_signatures"
+
+
+def clean_tobacco_crops() -> list[tuple[np.ndarray, str]]:
+    crops = []
+    for page in read_tobacco800(TOBACCO):
+        boxes = [b for b in page.signatures if b.overlapped is False and b.author]
+        if boxes:
+            gray = load_gray(page.path)
+            crops += [(gray[int(b.y0) : int(b.y1), int(b.x0) : int(b.x1)].copy(), b.author.strip()) for b in boxes]
+    return crops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
+    args = parser.parse_args()
+    artifact = load_model()
+    records = read_datasets(DATA)
+    dev = set(split_writers(records, seed=0).dev)
+    chosen = [r for r in records if r.writer_key in dev]
+    clean = [clean_twin(load_gray(r.path)) for r in chosen]
+    noisy = [add_noise(t, 5_000_000 + i).noisy for i, t in enumerate(clean)]
+    references = _vectors(artifact, clean)
+
+    def synthetic_eer(queries) -> float:
+        return round(100 * _eer_noisy_queries(artifact, references, _vectors(artifact, queries), chosen, "writer-threshold", 5, 2, 0), 2)
+
+    crops = clean_tobacco_crops()
+    authors = [a for _, a in crops]
+    kept = [i for i, a in enumerate(authors) if authors.count(a) >= 2]
+    same = [(i, j) for i, j in combinations(kept, 2) if authors[i] == authors[j]]
+    rng = np.random.default_rng(0)
+    different = []
+    while len(different) < min(4000, 4 * len(same)):
+        i, j = (int(x) for x in rng.choice(kept, 2, replace=False))
+        if authors[i] != authors[j]:
+            different.append((i, j))
+    labels = np.array([1] * len(same) + [0] * len(different))
+
+    def tobacco_auc(cleaner) -> float:
+        vectors = dict(zip(kept, _vectors(artifact, [cleaner(crops[i][0]) for i in kept])))
+        return round(auc(labels, np.array([-np.linalg.norm(vectors[i] - vectors[j]) for i, j in same + different])), 4)
+
+    print(f"dev writers: {len(chosen)} images; EER clean {synthetic_eer(clean)} %, noisy {synthetic_eer(noisy)} %; "
+          f"Tobacco-800 Overlapped=No: {len(kept)} crops, {len(same)} same-author pairs, AUC uncleaned {tobacco_auc(lambda g: g)}", flush=True)
+    for path in args.cleaners or [None]:
+        network = load_cleaner("unet", path)
+        print(f"{path or 'shipped U-Net'}: synthetic dev EER {synthetic_eer([run_network(network, n) for n in noisy])} %, "
+              f"Tobacco-800 Overlapped=No AUC {tobacco_auc(lambda g: run_network(network, g))}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
