@@ -92,3 +92,21 @@ def test_cleaner_config_refuses_a_probability_outside_0_1():
 
     with pytest.raises(ValueError, match="darken_probability"):
         CleanerConfig.from_dict({"darken_probability": 1.5})
+
+
+def test_cleaner_training_can_start_from_a_cleaner_file(tmp_path):
+    from sigverify.cleaning.train import CleanerConfig, _initial_weights
+
+    torch.manual_seed(0)
+    network = UNet([4, 8, 16])
+    path = save_cleaner(tmp_path / "start.safetensors", "unet", network, {"height": 32})
+    weights = _initial_weights(str(path), [4, 8, 16])
+    restarted = UNet([4, 8, 16])
+    restarted.load_state_dict(weights)
+    x = torch.rand(1, 1, 32, 48)
+    network.eval(), restarted.eval()
+    assert torch.allclose(network(x), restarted(x), atol=0.05)  # fp16 storage, same network
+    with pytest.raises(ValueError, match="widths"):
+        _initial_weights(str(path), [8, 16, 32])
+    with pytest.raises(ValueError, match="only supported for the unet"):
+        CleanerConfig.from_dict({"method": "cyclegan", "init": str(path)})

@@ -77,6 +77,27 @@ def test_binarize_option():
     assert set(np.unique(output)) <= {0, 255}
 
 
+def test_normalize_ink_makes_pen_darkness_and_paper_tone_irrelevant():
+    gray = load_gray(FORMATS / "gray.png").astype(np.float32)
+    darker = gray.copy()
+    darker[gray < 200] *= 0.4  # a blacker pen, same strokes
+    toned = np.clip(gray - 25, 0, 255)  # a greyer paper, same pen
+    config = PreprocessConfig(normalize_ink=True)
+
+    def ink_level(image: np.ndarray, preprocess_config: PreprocessConfig) -> float:
+        out = preprocess(image.astype(np.uint8), preprocess_config).astype(float)
+        return float(np.percentile(out[out > 0], 90))
+
+    plain_ratio = ink_level(darker, PreprocessConfig()) / ink_level(gray, PreprocessConfig())
+    assert plain_ratio > 1.1  # without it the network sees a darker pen as different strokes
+    assert abs(ink_level(darker, config) / ink_level(gray, config) - 1) < 0.03
+    # A paper-tone shift cancels exactly: ink is measured from the paper's own grey level.
+    assert np.array_equal(preprocess(toned.astype(np.uint8), config), preprocess(gray.astype(np.uint8), config))
+    assert not np.array_equal(preprocess(toned.astype(np.uint8)), preprocess(gray.astype(np.uint8)))
+    # Off by default: the shipped model's contract (and the golden bytes above) do not move.
+    assert not PreprocessConfig().normalize_ink
+
+
 def test_config_round_trip_and_digest():
     config = PreprocessConfig(height=100, width=160, denoise="median")
     assert PreprocessConfig.from_dict(config.to_dict()) == config

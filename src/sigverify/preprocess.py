@@ -54,6 +54,10 @@ class PreprocessConfig:
         0 disables the speckle clean-up.
     binarize
         Output pure 0/255 ink instead of the scanned grey levels.
+    normalize_ink
+        Measure ink darkness from the paper's own grey level and stretch it so the darkest strokes
+        (90th percentile) become full ink: a darker pen, a toned paper or a bilevel scan then looks
+        like the same signature to the network.
     min_contrast
         Minimum mean grey difference between paper and ink; below it the image is blank.
     min_ink_pixels
@@ -69,6 +73,7 @@ class PreprocessConfig:
     denoise: str = "none"
     min_component_area: int = 0
     binarize: bool = False
+    normalize_ink: bool = False
     min_contrast: float = 12.0
     min_ink_pixels: int = 20
     default_dpi: float = 150.0
@@ -205,13 +210,16 @@ def preprocess_with_size(
     crop_mask = mask[r0:r1, c0:c1]
 
     # Paper is whatever is lighter than the threshold; specks removed from the mask are paper too.
-    ink = 255 - crop.astype(np.int16)
+    paper = float(np.median(gray[~mask])) if config.normalize_ink else 255.0
+    ink = np.clip(paper - crop.astype(np.float32), 0, 255)
     ink[crop > threshold] = 0
+    if config.normalize_ink and ink.any():
+        ink = np.clip(ink * (255.0 / max(1.0, float(np.percentile(ink[ink > 0], 90)))), 0, 255)
     if config.min_component_area > 0:
         ink[~crop_mask] = 0
     if config.binarize:
         ink = np.where(ink > 0, 255, 0)
-    ink = ink.astype(np.uint8)
+    ink = np.round(ink).astype(np.uint8)
     weights = ink.astype(np.float64) if ink.any() else crop_mask.astype(np.float64)
     canvas = _fit_on_canvas(ink, weights, config)
     if config.binarize:  # resizing blends edges into grey: threshold again at mid-grey
