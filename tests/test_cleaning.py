@@ -110,3 +110,20 @@ def test_cleaner_training_can_start_from_a_cleaner_file(tmp_path):
         _initial_weights(str(path), [8, 16, 32])
     with pytest.raises(ValueError, match="only supported for the unet"):
         CleanerConfig.from_dict({"method": "cyclegan", "init": str(path)})
+
+
+def test_shipped_cleaner_configs_chain_and_match_the_shipped_weights():
+    import json
+
+    from conftest import REPO
+    from sigverify.cleaning.train import CleanerConfig
+
+    stage1 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet-96.toml")
+    stage2 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet.toml")
+    assert stage2.init == f"{stage1.out}/cleaner-unet.safetensors"  # what scripts/train_cleaners.sh trains first
+    assert (stage1.height, stage2.height) == (96, 192) and stage1.unet_widths == stage2.unet_widths
+    shipped = json.loads((REPO / "src" / "sigverify" / "weights" / "cleaner-unet.json").read_text())
+    assert shipped["height"] == stage2.height
+    recorded = shipped["training"]["config"]
+    for name in ("steps", "lr", "crop_width", "noisy_per_image", "darken_probability", "seed", "unet_widths"):
+        assert recorded[name] == getattr(stage2, name), name
