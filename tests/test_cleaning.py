@@ -119,11 +119,15 @@ def test_shipped_cleaner_configs_chain_and_match_the_shipped_weights():
     from sigverify.cleaning.train import CleanerConfig
 
     stage1 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet-96.toml")
-    stage2 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet.toml")
-    assert stage2.init == f"{stage1.out}/cleaner-unet.safetensors"  # what scripts/train_cleaners.sh trains first
-    assert (stage1.height, stage2.height) == (96, 192) and stage1.unet_widths == stage2.unet_widths
+    stage2 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet-192.toml")
+    stage3 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet.toml")
+    # Each stage starts from the file the one before writes (scripts/train_cleaners.sh runs them in order).
+    assert stage2.init == f"{stage1.out}/cleaner-unet.safetensors"
+    assert stage3.init == f"{stage2.out}/cleaner-unet.safetensors"
+    assert (stage1.height, stage2.height, stage3.height) == (96, 192, 192)
+    assert stage1.unet_widths == stage2.unet_widths == stage3.unet_widths
     shipped = json.loads((REPO / "src" / "sigverify" / "weights" / "cleaner-unet.json").read_text())
-    assert shipped["height"] == stage2.height
+    assert shipped["height"] == stage3.height
     recorded = shipped["training"]["config"]
     for name in ("steps", "lr", "crop_width", "noisy_per_image", "darken_probability", "seed", "unet_widths"):
-        assert recorded[name] == getattr(stage2, name), name
+        assert recorded[name] == getattr(stage3, name), name
