@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the shipped U-Net and CycleGAN cleaners from their committed configs (about 27 + 34 + 34 + 14
+# Rebuild the shipped U-Net and CycleGAN cleaners from their committed configs (about 27 + 34 + 36 + 14
 # minutes on the 2-core CPU). The U-Net is trained in three stages: 96 px canvas height from scratch,
 # then fine-tuned twice at 192 px (configs/cleaner-unet-96.toml, -192.toml, then cleaner-unet.toml).
 set -euo pipefail
