@@ -18,13 +18,11 @@ import numpy as np
 
 from sigverify.api import load_model
 from sigverify.cleaning import load_cleaner, run_network
-from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors
-from sigverify.datasets import read_datasets
+from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
 from sigverify.metrics import auc
-from sigverify.splits import split_writers
-from sigverify.synth.noise import add_noise, clean_twin
+from sigverify.synth.noise import add_noise
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
 TOBACCO = "../shared/data/tobacco800_signatures"
@@ -45,10 +43,7 @@ def main() -> None:
     parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
     args = parser.parse_args()
     artifact = load_model()
-    records = read_datasets(DATA)
-    dev = set(split_writers(records, seed=0).dev)
-    chosen = [r for r in records if r.writer_key in dev]
-    clean = [clean_twin(load_gray(r.path)) for r in chosen]
+    chosen, clean = dev_clean_twins(DATA)
     noisy = [add_noise(t, 5_000_000 + i).noisy for i, t in enumerate(clean)]
     references = _vectors(artifact, clean)
 

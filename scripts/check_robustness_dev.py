@@ -19,11 +19,7 @@ import cv2
 import numpy as np
 
 from sigverify.api import load_model
-from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors
-from sigverify.datasets import read_datasets
-from sigverify.imageio import load_gray
-from sigverify.splits import split_writers
-from sigverify.synth.noise import clean_twin
+from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
 
@@ -64,11 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="verifier files (default: the shipped one)")
     args = parser.parse_args()
-    records = read_datasets(DATA)
-    dev = set(split_writers(records, seed=0).dev)
-    chosen = [r for r in records if r.writer_key in dev]
-    clean = [clean_twin(load_gray(r.path)) for r in chosen]
-    print(f"{len(chosen)} images of {len(dev)} dev writers; EER in % (genuine vs skilled)", flush=True)
+    chosen, clean = dev_clean_twins(DATA)
+    print(f"{len(chosen)} images of {len({r.writer_key for r in chosen})} dev writers; EER in % (genuine vs skilled)", flush=True)
     for path in args.models or [None]:
         artifact = load_model(path)
         references = _vectors(artifact, clean)

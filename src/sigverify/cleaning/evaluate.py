@@ -77,6 +77,20 @@ def _eer_noisy_queries(artifact, reference_vectors, query_vectors, records, meth
     return float(eer(np.concatenate(labels), np.concatenate(scores))[0])
 
 
+def dev_clean_twins(data: Sequence[str], seed: int = 0) -> tuple[list, list[np.ndarray]]:
+    """The verifier split's development writers' records and their clean twins: the material the
+    dev-writer checks (``scripts/check_*_dev.py``) choose cleaners and preprocessing on."""
+    from ..datasets import read_datasets
+    from ..imageio import load_gray
+    from ..splits import split_writers
+    from ..synth.noise import clean_twin
+
+    records = read_datasets(list(data))
+    dev = set(split_writers(records, seed=seed).dev)
+    chosen = [r for r in records if r.writer_key in dev]
+    return chosen, [clean_twin(load_gray(r.path)) for r in chosen]
+
+
 def evaluate_synthetic(artifact, records, methods: Sequence[str], cleaners: dict, *, n_refs: int = 5, draws: int = 2, seed: int = 0, verifier_method: str = "writer-threshold", log=print) -> dict[str, Any]:
     from ..imageio import load_gray
     from ..synth.noise import add_noise, clean_twin
@@ -224,4 +238,4 @@ def run_cleaner_evaluation(data: Sequence[str], tobacco: Optional[str], *, model
     return report
 
 
-__all__ = ["run_cleaner_evaluation", "fidelity", "tobacco_crops", "CLEANERS"]
+__all__ = ["run_cleaner_evaluation", "fidelity", "tobacco_crops", "dev_clean_twins", "CLEANERS"]
