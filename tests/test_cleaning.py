@@ -108,6 +108,13 @@ def test_cleaner_training_can_start_from_a_cleaner_file(tmp_path):
     assert torch.allclose(network(x), restarted(x), atol=0.05)  # fp16 storage, same network
     with pytest.raises(ValueError, match="widths"):
         _initial_weights(str(path), [8, 16, 32])
+    from sigverify.errors import ModelError
+
+    with pytest.raises(ModelError, match="no such model file"):
+        _initial_weights(str(tmp_path / "missing.safetensors"), [4, 8, 16])
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(ModelError, match="truncated or corrupt"):
+        _initial_weights(str(tmp_path / "empty.safetensors"), [4, 8, 16])
     with pytest.raises(ValueError, match="only supported for the unet"):
         CleanerConfig.from_dict({"method": "cyclegan", "init": str(path)})
 
