@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Development-writer check of U-Net cleaners, for choosing one (never the report's test material).
 
-Usage: python scripts/check_cleaner_dev.py [CLEANER.safetensors ...]   (none given: the shipped one)
+Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [CLEANER.safetensors ...]   (none given: the shipped ones)
 
 1. Synthetic clutter (noise seeds of its own) over the verifier split's dev writers, 5 clean references,
    writer-threshold: EER of the cleaned noisy queries, beside clean and uncleaned queries.
@@ -41,8 +41,9 @@ def clean_tobacco_crops() -> list[tuple[np.ndarray, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
+    parser.add_argument("--model", help="verifier artifact (default: the shipped one)")
     args = parser.parse_args()
-    artifact = load_model()
+    artifact = load_model(args.model)
     chosen, clean = dev_clean_twins(DATA)
     noisy = [add_noise(t, 5_000_000 + i).noisy for i, t in enumerate(clean)]
     references = _vectors(artifact, clean)

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import toy_signature
+from helpers import toy_signature, write_toy_writers
 from sigverify.cleaning import clean, load_cleaner_artifact, run_network, save_cleaner
 from sigverify.cleaning.classical import clean_classical
 from sigverify.cleaning.networks import PatchDiscriminator, ResnetGenerator, UNet
+from sigverify.preprocess import PreprocessConfig
 from sigverify.synth.noise import NOISE_KINDS, add_noise, clean_twin, darken_ink
 
 
@@ -138,3 +139,42 @@ def test_shipped_cleaner_configs_chain_and_match_the_shipped_weights():
     recorded = shipped["training"]["config"]
     for name in ("steps", "lr", "crop_width", "noisy_per_image", "darken_probability", "seed", "unet_widths"):
         assert recorded[name] == getattr(stage3, name), name
+
+
+def test_clutter_views_are_seeded_cached_and_keyed_by_their_inputs(tmp_path):
+    from sigverify.datasets import read_dataset
+    from sigverify.synth.views import build_clutter_views
+
+    write_toy_writers(tmp_path / "toy", n_writers=2, n_genuine=2)
+    records = read_dataset(tmp_path / "toy").records
+    config = PreprocessConfig(height=64, width=96)
+    lines = []
+    views = build_clutter_views(records, config, views=2, cleaners=["none", "classical"], seed=3, cache_dir=tmp_path / "cache", log=lines.append)
+    assert views.shape == (len(records), 2, 64, 96) and views.dtype == np.uint8
+    assert (views.reshape(len(records) * 2, -1).max(1) > 0).all()  # ink on every view (inverted: ink > 0)
+    again = build_clutter_views(records, config, views=2, cleaners=["none", "classical"], seed=3, cache_dir=tmp_path / "cache", log=lines.append)
+    assert np.array_equal(views, again) and len(list((tmp_path / "cache").glob("clutter-*.npz"))) == 1
+    other = build_clutter_views(records, config, views=2, cleaners=["none", "classical"], seed=4, cache_dir=tmp_path / "cache", log=lines.append)
+    assert not np.array_equal(views, other) and len(list((tmp_path / "cache").glob("clutter-*.npz"))) == 2
+    with pytest.raises(ValueError):
+        build_clutter_views(records, config, views=0, cleaners=["none"], seed=3, cache_dir=tmp_path / "cache")
+
+
+def test_training_swaps_in_clutter_at_the_asked_rate():
+    import torch
+
+    from sigverify.train import TrainConfig, _swap_in_clutter
+
+    batch = torch.zeros(400, 4, 4, dtype=torch.int16)
+    clutter = torch.stack([torch.full((2, 4, 4), 10 + row, dtype=torch.int16) for row in range(400)])
+    rows = np.arange(400)
+    rows[:100] = -1  # images without views (not training images) are never swapped
+    out = _swap_in_clutter(batch, clutter, rows, 0.5, torch.Generator().manual_seed(0))
+    swapped = out.flatten(1).amax(1) > 0
+    assert not swapped[:100].any() and 0.4 < swapped[100:].float().mean() < 0.6
+    assert all(int(out[i, 0, 0]) == 10 + i for i in np.flatnonzero(swapped.numpy()))  # each image gets its own views
+    assert torch.equal(_swap_in_clutter(batch, clutter, rows, 0.0, torch.Generator()), batch)
+    with pytest.raises(ValueError):
+        TrainConfig(clutter_probability=1.5)
+    with pytest.raises(ValueError):
+        TrainConfig(clutter_cleaners=["bleach"])

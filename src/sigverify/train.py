@@ -86,14 +86,39 @@ class TrainConfig(TomlConfig):
     cache_dir: Optional[str] = None
     name: Optional[str] = None
     use_size: bool = True  # compare measured signature sizes too (weight chosen on dev writers)
+    # Document clutter (synth.views): this share of each batch is swapped for a copy of the same
+    # signature with synthetic text, lines, stamps and scanner effects, passed through the cleaners
+    # named (view k uses clutter_cleaners[k % len]); 0 trains on clean scans only.
+    clutter_probability: float = 0.0
+    clutter_views: int = 2
+    clutter_cleaners: list[str] = field(default_factory=lambda: ["unet"])
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if not 0.0 <= self.clutter_probability <= 1.0:
+            raise ValueError(f"clutter_probability must be between 0 and 1, not {self.clutter_probability}")
+        from .cleaning import CLEANERS
+
+        unknown = [c for c in self.clutter_cleaners if c not in CLEANERS]
+        if unknown or not self.clutter_cleaners:
+            raise ValueError(f"clutter_cleaners must name cleaners among {', '.join(CLEANERS)}, not {self.clutter_cleaners}")
 
     @property
     def batch_size(self) -> int:
         return self.batch_writers * (self.per_writer + self.forged_per_writer)
+
+
+def _swap_in_clutter(x: torch.Tensor, clutter: torch.Tensor, rows: np.ndarray, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace each image of the batch (B x H x W uint8) by one of its cluttered views with ``probability``."""
+    chosen = (torch.rand(len(rows), generator=generator) < probability).numpy() & (rows >= 0)
+    which = torch.randint(0, clutter.shape[1], (len(rows),), generator=generator).numpy()
+    if not chosen.any():
+        return x
+    x = x.clone()
+    positions = np.flatnonzero(chosen)
+    x[positions] = clutter[rows[positions], which[positions]]
+    return x
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -284,6 +309,15 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     generator = torch.Generator().manual_seed(config.seed)
     augment_config = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment_args.items()})
     images = torch.from_numpy(cache.images)
+    clutter, clutter_row = None, np.full(len(cache), -1)
+    if config.clutter_probability > 0:
+        from .synth.views import build_clutter_views
+
+        clutter = torch.from_numpy(build_clutter_views(
+            [cache.records[i] for i in train_idx], cache.config, views=config.clutter_views,
+            cleaners=config.clutter_cleaners, seed=config.seed, cache_dir=config.cache_dir, log=log,
+        ))
+        clutter_row[train_idx] = np.arange(len(train_idx))
     steps_per_epoch = config.steps_per_epoch or max(1, len(train_idx) // config.batch_size)
 
     history: list[dict] = []
@@ -318,7 +352,10 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             batch = next(batch_iterator)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            x = images[batch].unsqueeze(1).float().div_(255.0)
+            x = images[batch]
+            if clutter is not None:
+                x = _swap_in_clutter(x, clutter, clutter_row[batch], config.clutter_probability, generator)
+            x = x.unsqueeze(1).float().div_(255.0)
             if config.augment:
                 x = augment_batch(x, augment_config, generator)
             labels = _labels_for(cache, batch, writer_ids)
