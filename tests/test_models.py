@@ -187,3 +187,20 @@ def test_tiny_training_run_learns_and_separates(tmp_path):
     train(config, resume=True, log=lines.append, progress=False)
     assert any("resumed" in line for line in lines)
     assert len(json.loads((tmp_path / "run" / "log.json").read_text())) == 6
+
+
+def test_every_committed_config_loads():
+    """A config in configs/ that no longer parses (a renamed or removed setting) fails here, not in a long run."""
+    import tomllib
+    from pathlib import Path
+
+    from sigverify.cleaning.train import CleanerConfig
+    from sigverify.detection.train import DetectorConfig
+    from sigverify.train import TrainConfig
+
+    classes = {c.SECTION: c for c in (TrainConfig, CleanerConfig, DetectorConfig)}
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+    assert len(paths) >= 8
+    for path in paths:
+        (section,) = tomllib.loads(path.read_text())
+        assert classes[section].from_file(path).to_dict()
