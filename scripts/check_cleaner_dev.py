@@ -5,6 +5,10 @@ Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [CLEANER.safetenso
 
 1. Synthetic clutter (noise seeds of its own) over the verifier split's dev writers, 5 clean references,
    writer-threshold: EER of the cleaned noisy queries, beside clean and uncleaned queries.
+   Two leads for a document pipeline, beside the plain figure (queries cleaned, references as they
+   are): "refs cleaned" - the references go through the same cleaner, so both sides share its
+   rendering; "+ ink matched" - the cleaned query's ink levels are also mapped, rank for rank, onto
+   the mean ink-level quantiles of the trial's (cleaned) references, since no cleaner can know the pen.
 2. Tobacco-800 signature crops annotated Overlapped="No" (``evaluate-cleaner`` uses only the "Yes"
    crops): a cleaner should not damage clean real signatures -> same-author AUC, cleaned vs not.
 """
@@ -21,7 +25,10 @@ from sigverify.cleaning import load_cleaner, run_network
 from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
-from sigverify.metrics import auc
+from sigverify.methods import raw_scores
+from sigverify.metrics import auc, eer
+from sigverify.preprocess import ink_mask
+from sigverify.protocol import multi_reference_trials
 from sigverify.synth.noise import add_noise
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
@@ -38,6 +45,42 @@ def clean_tobacco_crops() -> list[tuple[np.ndarray, str]]:
     return crops
 
 
+QUANTILES = np.linspace(0.0, 1.0, 101)
+
+
+def ink_quantiles(gray: np.ndarray) -> np.ndarray:
+    mask, _ = ink_mask(gray)
+    return np.quantile(gray[mask].astype(np.float32), QUANTILES)
+
+
+def match_ink_levels(gray: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The ink pixels (Otsu mask) take the ``target`` quantile of their darkness rank; paper stays."""
+    mask, _ = ink_mask(gray)
+    values = gray[mask].astype(np.float32)
+    if len(values) < 10:
+        return gray
+    ranks = np.argsort(np.argsort(values)) / (len(values) - 1)
+    out = gray.copy()
+    out[mask] = np.clip(np.interp(ranks, QUANTILES, target), 0, 255).astype(np.uint8)
+    return out
+
+
+def reference_matched_eer(artifact, records, references: list[np.ndarray], queries: list[np.ndarray]) -> float:
+    """EER (5 references, 2 draws, writer-threshold, genuine vs skilled) with each trial's queries
+    ink-matched to that trial's references - so query vectors are computed per trial."""
+    reference_vectors = _vectors(artifact, references)
+    levels = [ink_quantiles(r) for r in references]
+    labels, scores = [], []
+    for trial in multi_reference_trials(records, 5, draws=2, seed=0).trials:
+        keep = trial.kinds != "random"
+        target = np.mean([levels[r] for r in trial.references], axis=0)
+        vectors = _vectors(artifact, [match_ink_levels(queries[q], target) for q in trial.queries[keep]])
+        scores.append(raw_scores("writer-threshold", reference_vectors[trial.references], vectors,
+                                 vote_distance=artifact.thresholds.get("distance", 0.0), background=artifact.background))
+        labels.append(trial.labels[keep])
+    return round(100 * float(eer(np.concatenate(labels), np.concatenate(scores))[0]), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
@@ -48,8 +91,8 @@ def main() -> None:
     noisy = [add_noise(t, 5_000_000 + i).noisy for i, t in enumerate(clean)]
     references = _vectors(artifact, clean)
 
-    def synthetic_eer(queries) -> float:
-        return round(100 * _eer_noisy_queries(artifact, references, _vectors(artifact, queries), chosen, "writer-threshold", 5, 2, 0), 2)
+    def synthetic_eer(queries, reference_vectors=references) -> float:
+        return round(100 * _eer_noisy_queries(artifact, reference_vectors, _vectors(artifact, queries), chosen, "writer-threshold", 5, 2, 0), 2)
 
     crops = clean_tobacco_crops()
     authors = [a for _, a in crops]
@@ -71,7 +114,11 @@ def main() -> None:
           f"Tobacco-800 Overlapped=No: {len(kept)} crops, {len(same)} same-author pairs, AUC uncleaned {tobacco_auc(lambda g: g)}", flush=True)
     for path in args.cleaners or [None]:
         network = load_cleaner("unet", path)
-        print(f"{path or 'shipped U-Net'}: synthetic dev EER {synthetic_eer([run_network(network, n) for n in noisy])} %, "
+        cleaned = [run_network(network, n) for n in noisy]
+        cleaned_references = [run_network(network, c) for c in clean]
+        print(f"{path or 'shipped U-Net'}: synthetic dev EER {synthetic_eer(cleaned)} % "
+              f"(refs cleaned {synthetic_eer(cleaned, _vectors(artifact, cleaned_references))} %, "
+              f"+ ink matched {reference_matched_eer(artifact, chosen, cleaned_references, cleaned)} %), "
               f"Tobacco-800 Overlapped=No AUC {tobacco_auc(lambda g: run_network(network, g))}", flush=True)
 
 
