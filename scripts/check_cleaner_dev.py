@@ -9,6 +9,8 @@ Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [CLEANER.safetenso
    are): "refs cleaned" - the references go through the same cleaner, so both sides share its
    rendering; "+ ink matched" - the cleaned query's ink levels are also mapped, rank for rank, onto
    the mean ink-level quantiles of the trial's (cleaned) references, since no cleaner can know the pen.
+   ``--kinds``: each noise kind alone (same seeds), noisy and cleaned, and the clean images through the
+   cleaner - which clutter the cleaner repairs and which it does not.
 2. Tobacco-800 signature crops annotated Overlapped="No" (``evaluate-cleaner`` uses only the "Yes"
    crops): a cleaner should not damage clean real signatures -> same-author AUC, cleaned vs not.
 """
@@ -25,11 +27,9 @@ from sigverify.cleaning import load_cleaner, run_network
 from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
-from sigverify.methods import raw_scores
-from sigverify.metrics import auc, eer
+from sigverify.metrics import auc
 from sigverify.preprocess import ink_mask
-from sigverify.protocol import multi_reference_trials
-from sigverify.synth.noise import add_noise
+from sigverify.synth.noise import NOISE_KINDS, add_noise
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
 TOBACCO = "../shared/data/tobacco800_signatures"
@@ -68,23 +68,20 @@ def match_ink_levels(gray: np.ndarray, target: np.ndarray) -> np.ndarray:
 def reference_matched_eer(artifact, records, references: list[np.ndarray], queries: list[np.ndarray]) -> float:
     """EER (5 references, 2 draws, writer-threshold, genuine vs skilled) with each trial's queries
     ink-matched to that trial's references - so query vectors are computed per trial."""
-    reference_vectors = _vectors(artifact, references)
     levels = [ink_quantiles(r) for r in references]
-    labels, scores = [], []
-    for trial in multi_reference_trials(records, 5, draws=2, seed=0).trials:
-        keep = trial.kinds != "random"
+
+    def matched_vectors(trial, indices) -> np.ndarray:
         target = np.mean([levels[r] for r in trial.references], axis=0)
-        vectors = _vectors(artifact, [match_ink_levels(queries[q], target) for q in trial.queries[keep]])
-        scores.append(raw_scores("writer-threshold", reference_vectors[trial.references], vectors,
-                                 vote_distance=artifact.thresholds.get("distance", 0.0), background=artifact.background))
-        labels.append(trial.labels[keep])
-    return round(100 * float(eer(np.concatenate(labels), np.concatenate(scores))[0]), 2)
+        return _vectors(artifact, [match_ink_levels(queries[q], target) for q in indices])
+
+    return round(100 * _eer_noisy_queries(artifact, _vectors(artifact, references), matched_vectors, records, "writer-threshold", 5, 2, 0), 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
     parser.add_argument("--model", help="verifier artifact (default: the shipped one)")
+    parser.add_argument("--kinds", action="store_true", help="also one line per noise kind alone: noisy and cleaned EER")
     args = parser.parse_args()
     artifact = load_model(args.model)
     chosen, clean = dev_clean_twins(DATA)
@@ -110,7 +107,8 @@ def main() -> None:
         vectors = dict(zip(kept, _vectors(artifact, [cleaner(crops[i][0]) for i in kept])))
         return round(auc(labels, np.array([-np.linalg.norm(vectors[i] - vectors[j]) for i, j in same + different])), 4)
 
-    print(f"dev writers: {len(chosen)} images; EER clean {synthetic_eer(clean)} %, noisy {synthetic_eer(noisy)} %; "
+    print(f"dev writers: {len(chosen)} images; EER clean {synthetic_eer(clean)} % (ink matched {reference_matched_eer(artifact, chosen, clean, clean)} %), "
+          f"noisy {synthetic_eer(noisy)} %; "
           f"Tobacco-800 Overlapped=No: {len(kept)} crops, {len(same)} same-author pairs, AUC uncleaned {tobacco_auc(lambda g: g)}", flush=True)
     for path in args.cleaners or [None]:
         network = load_cleaner("unet", path)
@@ -120,6 +118,11 @@ def main() -> None:
               f"(refs cleaned {synthetic_eer(cleaned, _vectors(artifact, cleaned_references))} %, "
               f"+ ink matched {reference_matched_eer(artifact, chosen, cleaned_references, cleaned)} %), "
               f"Tobacco-800 Overlapped=No AUC {tobacco_auc(lambda g: run_network(network, g))}", flush=True)
+        if args.kinds:
+            print(f"  clean through the cleaner {synthetic_eer(cleaned_references)} %", flush=True)
+            for kind in NOISE_KINDS:
+                alone = [add_noise(t, 5_000_000 + i, kinds=[kind]).noisy for i, t in enumerate(clean)]
+                print(f"  {kind} alone: noisy {synthetic_eer(alone)} %, cleaned {synthetic_eer([run_network(network, n) for n in alone])} %", flush=True)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,10 @@ def _vectors(artifact, grays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _eer_noisy_queries(artifact, reference_vectors, query_vectors, records, method: str, n_refs: int, draws: int, seed: int) -> float:
-    """EER (genuine vs skilled) with clean references and the given query vectors."""
+    """EER (genuine vs skilled) with clean references and the given query vectors.
+
+    ``query_vectors`` is an N x D array, or a callable ``(trial, query_indices) -> vectors`` for
+    queries that depend on the trial's references (a dev-writer check matches ink levels to them)."""
     from ..metrics import eer
     from ..methods import raw_scores
     from ..protocol import multi_reference_trials
@@ -72,7 +75,8 @@ def _eer_noisy_queries(artifact, reference_vectors, query_vectors, records, meth
     for trial in trials.trials:
         keep = trial.kinds != "random"
         queries = trial.queries[keep]
-        scores.append(raw_scores(method, reference_vectors[trial.references], query_vectors[queries], vote_distance=artifact.thresholds.get("distance", 0.0), background=artifact.background))
+        vectors = query_vectors(trial, queries) if callable(query_vectors) else query_vectors[queries]
+        scores.append(raw_scores(method, reference_vectors[trial.references], vectors, vote_distance=artifact.thresholds.get("distance", 0.0), background=artifact.background))
         labels.append(trial.labels[keep])
     return float(eer(np.concatenate(labels), np.concatenate(scores))[0])
 

@@ -28,14 +28,9 @@ def _cleaner_identity(name: str) -> str:
     """What a cached view depends on: the cleaner's name and, for a learned one, its file's bytes."""
     if name in ("none", "classical"):
         return name
-    from ..cleaning import default_cleaner_path
+    from ..cleaning import load_cleaner
 
-    path = default_cleaner_path(name)
-    if not path.is_file():
-        from ..errors import ModelError
-
-        raise ModelError(f"{path}: no such cleaner file for the clutter views (rebuild it with scripts/train_cleaners.sh)")
-    return f"{name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    return f"{name}:{hashlib.sha256(Path(load_cleaner(name).path).read_bytes()).hexdigest()[:16]}"
 
 
 def clutter_view(gray: np.ndarray, seed: int, cleaner: str, config: PreprocessConfig) -> np.ndarray:
