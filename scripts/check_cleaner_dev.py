@@ -24,11 +24,10 @@ import numpy as np
 
 from sigverify.api import load_model
 from sigverify.cleaning import load_cleaner, run_network
-from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins
+from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins, matched_query_vectors
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
 from sigverify.metrics import auc
-from sigverify.preprocess import ink_mask
 from sigverify.synth.noise import NOISE_KINDS, add_noise
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
@@ -45,36 +44,11 @@ def clean_tobacco_crops() -> list[tuple[np.ndarray, str]]:
     return crops
 
 
-QUANTILES = np.linspace(0.0, 1.0, 101)
-
-
-def ink_quantiles(gray: np.ndarray) -> np.ndarray:
-    mask, _ = ink_mask(gray)
-    return np.quantile(gray[mask].astype(np.float32), QUANTILES)
-
-
-def match_ink_levels(gray: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The ink pixels (Otsu mask) take the ``target`` quantile of their darkness rank; paper stays."""
-    mask, _ = ink_mask(gray)
-    values = gray[mask].astype(np.float32)
-    if len(values) < 10:
-        return gray
-    ranks = np.argsort(np.argsort(values)) / (len(values) - 1)
-    out = gray.copy()
-    out[mask] = np.clip(np.interp(ranks, QUANTILES, target), 0, 255).astype(np.uint8)
-    return out
-
-
 def reference_matched_eer(artifact, records, references: list[np.ndarray], queries: list[np.ndarray]) -> float:
     """EER (5 references, 2 draws, writer-threshold, genuine vs skilled) with each trial's queries
-    ink-matched to that trial's references - so query vectors are computed per trial."""
-    levels = [ink_quantiles(r) for r in references]
-
-    def matched_vectors(trial, indices) -> np.ndarray:
-        target = np.mean([levels[r] for r in trial.references], axis=0)
-        return _vectors(artifact, [match_ink_levels(queries[q], target) for q in indices])
-
-    return round(100 * _eer_noisy_queries(artifact, _vectors(artifact, references), matched_vectors, records, "writer-threshold", 5, 2, 0), 2)
+    ink-matched to that trial's references, as verify-document compares them."""
+    vectors = matched_query_vectors(artifact, references, queries)
+    return round(100 * _eer_noisy_queries(artifact, _vectors(artifact, references), vectors, records, "writer-threshold", 5, 2, 0), 2)
 
 
 def main() -> None:

@@ -172,6 +172,7 @@ def verify_document(
     model: ModelLike = None,
     detector: Any = None,
     cleaner: str = "unet",
+    reference_mode: str = "matched",
     method: str = DEFAULT_METHOD,
     threshold: Optional[float] = None,
     inconclusive_band: float = DEFAULT_INCONCLUSIVE_BAND,
@@ -181,7 +182,13 @@ def verify_document(
 ) -> dict[str, Any]:
     """From a scanned page (image, multi-page TIFF or PDF) to decisions: detect every signature,
     crop it, clean it, verify it against ``references`` (or with ``verifier``, a callable taking
-    the cleaned crop as PNG bytes, e.g. an enrolled writer in the store).
+    the cleaned crop, an ``H x W`` uint8 array, and the page's DPI or ``None``: e.g. an enrolled
+    writer in the store).
+
+    ``reference_mode`` ``"matched"`` (default): the references go through the same cleaner and each
+    crop's ink levels are matched to theirs, scored with the document calibration
+    (:mod:`sigverify.cleaning.document`); ``"plain"``: the cleaned crop against the references as
+    they are, with the model's clean-pair calibration.
 
     Returns
     -------
@@ -191,20 +198,37 @@ def verify_document(
         ``[x0, y0, x1, y1]`` (page pixels), ``detection_score``, ``cleaned`` (the cleaned crop,
         an ``H x W`` uint8 array) and the keys of :func:`verify`.
     """
-    import cv2
-
     from .cleaning import clean
+    from .cleaning.document import REFERENCE_MODES, encode_png, prepare_document_references
     from .detection.detector import detect_gray, load_detector
     from .documents import load_pages
 
     started = time.perf_counter()
+    if reference_mode not in REFERENCE_MODES:
+        raise ValueError(f"unknown reference_mode {reference_mode!r}; choose one of {', '.join(REFERENCE_MODES)}")
     if verifier is None:
         if not references:
             raise ReferencesError("references", "give reference signatures (or an enrolled writer)")
         refs = list(references)
+        artifact = load_model(model)
+        if reference_mode == "matched":
+            try:
+                document_refs = prepare_document_references(refs, artifact, cleaner, max_pixels=max_pixels)
+            except ValueError as exc:
+                raise ReferencesError("references", str(exc)) from None
 
-        def verifier(crop_png: bytes) -> dict[str, Any]:
-            return verify(crop_png, refs, model=model, method=method, threshold=threshold, inconclusive_band=inconclusive_band, max_pixels=max_pixels)
+            def verifier(cleaned: np.ndarray, page_dpi: Optional[float]) -> dict[str, Any]:
+                result = verify(
+                    document_refs.render_query(cleaned, page_dpi), document_refs.images, model=artifact, method=method, threshold=threshold,
+                    inconclusive_band=inconclusive_band, max_pixels=max_pixels, calibration=document_refs.calibration,
+                )
+                result["warnings"] = document_refs.warnings + result["warnings"]
+                return result
+
+        else:
+
+            def verifier(cleaned: np.ndarray, page_dpi: Optional[float]) -> dict[str, Any]:
+                return verify(encode_png(cleaned, page_dpi), refs, model=artifact, method=method, threshold=threshold, inconclusive_band=inconclusive_band, max_pixels=max_pixels)
 
     detector_artifact = load_detector(detector)
     pages = load_pages(page, dpi=dpi, max_pixels=max_pixels)
@@ -214,9 +238,8 @@ def verify_document(
             x0, y0, x1, y1 = (int(round(v)) for v in found["box"])
             crop = page_image.image[y0:y1, x0:x1]
             cleaned = clean(crop, cleaner)
-            ok, encoded = cv2.imencode(".png", cleaned)
             try:
-                result = verifier(encoded.tobytes())
+                result = verifier(cleaned, page_image.dpi)
             except NoSignatureFound:
                 result = {"decision": "inconclusive", "verified": False, "score": None, "warnings": ["the cleaner left no ink in this box"]}
             signatures.append({"page": page_image.index, "box": found["box"], "detection_score": found["score"], "cleaned": cleaned, **result})
@@ -233,6 +256,7 @@ def verify_document(
         "message": message,
         "pages": len(pages),
         "cleaner": cleaner,
+        "reference_mode": reference_mode,
         "signatures": signatures,
         "time_ms": round((time.perf_counter() - started) * 1000, 1),
     }
@@ -256,6 +280,7 @@ def verify(
     bf16: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     reference_hashes: Optional[Sequence[tuple[str, str]]] = None,
+    calibration: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Does the query signature come from the writer of the references?
 
@@ -276,6 +301,9 @@ def verify(
     reference_hashes
         (sha256 of bytes, sha256 of pixels) of each reference, for references given as embeddings,
         so that a query identical to one of them is still flagged.
+    calibration
+        ``{method: {R: entry}}`` to use instead of the model's clean-pair calibration (the document
+        path's, fitted on cleaned crops).
 
     Returns
     -------
@@ -355,7 +383,7 @@ def verify(
     if method in NEEDS_BACKGROUND and background is None:
         raise ModelError(f"model {artifact.name} has no background set for {method}")
     raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0)
-    calibration = artifact.calibration
+    calibration = artifact.calibration if calibration is None else calibration
     entry = pick_entry(calibration, effective_method, n_refs)
     score = float(to_probability(entry, raw)[0])
     decision_threshold = float(entry["threshold"] if threshold is None else threshold)

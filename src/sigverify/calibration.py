@@ -11,14 +11,14 @@ the entry fitted with the nearest R is used.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from .datasets import Record
 from .methods import METHODS, NEEDS_BACKGROUND
 from .metrics import eer
-from .protocol import multi_reference_trials, score_trials
+from .protocol import Trial, multi_reference_trials, score_trials
 
 CALIBRATION_REFS = (1, 3, 5, 12)
 CALIBRATIONS = ("logistic", "isotonic")
@@ -78,8 +78,11 @@ def calibrate_methods(
     seed: int = 0,
     kind: str = "logistic",
     content_ids: Optional[Sequence[str]] = None,
+    query_vectors: Optional[Callable[[Trial], np.ndarray]] = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Fit ``{method: {str(R): entry}}`` on dev writers' embeddings (``records`` are dev writers only)."""
+    """Fit ``{method: {str(R): entry}}`` on dev writers' embeddings (``records`` are dev writers only).
+
+    ``query_vectors``: per-trial query vectors, as in :func:`sigverify.protocol.score_trials`."""
     calibration: dict[str, dict[str, dict[str, Any]]] = {}
     for n_refs in refs:
         trial_set = multi_reference_trials(records, n_refs, draws=draws, seed=seed, content_ids=content_ids)
@@ -88,7 +91,7 @@ def calibrate_methods(
         for method in methods:
             if method in NEEDS_BACKGROUND and background is None:
                 continue
-            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance)
+            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, query_vectors=query_vectors)
             if scored is None or len(set(scored.labels.tolist())) < 2:
                 continue
             entry = fit_entry(scored.labels, scored.kinds, scored.scores, kind)

@@ -309,12 +309,12 @@ def cmd_verify_document(args: argparse.Namespace) -> int:
         from .imageio import read_bytes
         from .service.store import open_store
 
-        result = open_store(args.db, args.model).verify_document(args.writer, read_bytes(args.page), cleaner=args.cleaner, method=args.method, threshold=args.threshold, min_score=args.min_score, client="cli", filename=args.page)
+        result = open_store(args.db, args.model).verify_document(args.writer, read_bytes(args.page), cleaner=args.cleaner, reference_mode=args.reference_mode, method=args.method, threshold=args.threshold, min_score=args.min_score, client="cli", filename=args.page)
     else:
         if not args.references:
             print("sigverify: verify-document: give REFERENCE files/folders, or --writer W", file=sys.stderr)
             return EXIT_ERROR
-        result = verify_document(args.page, _expand_references(args.references), model=args.model, cleaner=args.cleaner, method=args.method, threshold=args.threshold, min_score=args.min_score, dpi=args.dpi)
+        result = verify_document(args.page, _expand_references(args.references), model=args.model, cleaner=args.cleaner, reference_mode=args.reference_mode, method=args.method, threshold=args.threshold, min_score=args.min_score, dpi=args.dpi)
     for number, item in enumerate(result["signatures"], 1):
         cleaned = item.pop("cleaned")
         if args.crops:
@@ -392,7 +392,9 @@ def cmd_evaluate_cleaner(args: argparse.Namespace) -> int:
     for method in report["methods"]:
         entry = synthetic[method]
         gap = f"  gap removed {entry['eer_gap_removed'] * 100:.0f}%" if "eer_gap_removed" in entry else ""
-        print(f"  {method:9s} EER {entry['eer'] * 100:.2f}%  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ink F1 {entry['ink_f1']:.4f}{gap}")
+        document = f"  | document path EER {entry['eer_document'] * 100:.2f}%"
+        document += f" (gap removed {entry['eer_document_gap_removed'] * 100:.0f}%)" if "eer_document_gap_removed" in entry else ""
+        print(f"  {method:9s} EER {entry['eer'] * 100:.2f}%  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ink F1 {entry['ink_f1']:.4f}{gap}{document}")
     real = report.get("tobacco800_overlapped")
     if real:
         print(f"Tobacco-800 overlapped crops: {real['n_crops']} crops of {real['n_authors']} authors, {real['same_author_pairs']} same-author pairs:")
@@ -657,6 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify_doc.add_argument("--db", help="enrollment store for --writer")
     verify_doc.add_argument("--model", help="verifier model (default: the shipped one)")
     verify_doc.add_argument("--cleaner", default="unet", choices=["unet", "cyclegan", "classical", "none"])
+    verify_doc.add_argument(
+        "--reference-mode", default="matched", choices=["matched", "plain"],
+        help="matched: references cleaned too and each crop's ink levels matched to theirs, document calibration (default); "
+        "plain: the cleaned crop against the references as they are",
+    )
     verify_doc.add_argument("--method", default="fusion-mean", choices=METHODS)
     verify_doc.add_argument("--threshold", type=float, help="decision threshold on the 0..1 score")
     verify_doc.add_argument("--min-score", type=float, help="detector score threshold")

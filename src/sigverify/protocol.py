@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -110,8 +110,13 @@ def score_trials(
     *,
     background: Optional[np.ndarray] = None,
     vote_distance: Optional[float] = None,
+    query_vectors: Optional[Callable[[Trial], np.ndarray]] = None,
 ) -> Optional[Scored]:
-    """Raw scores of every trial's queries; ``None`` when the method cannot run at this ``R``."""
+    """Raw scores of every trial's queries; ``None`` when the method cannot run at this ``R``.
+
+    ``query_vectors``, when given, supplies each trial's query vectors (``len(trial.queries) x D``)
+    in place of ``embeddings[trial.queries]``: for queries rendered to match the trial's references
+    (the document path's ink matching)."""
     if method in NEEDS_TWO_REFERENCES and trial_set.n_refs < 2:
         return None
     parts = {"labels": [], "kinds": [], "scores": [], "writers": [], "draws": []}
@@ -119,7 +124,7 @@ def score_trials(
         scores = raw_scores(
             method,
             embeddings[trial.references],
-            embeddings[trial.queries],
+            embeddings[trial.queries] if query_vectors is None else query_vectors(trial),
             background=background,
             vote_distance=vote_distance,
             seed=trial.draw,

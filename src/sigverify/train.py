@@ -34,6 +34,7 @@ from .evaluation import distance_scores, single_reference_pairs
 from .metrics import eer, verification_metrics
 from .models.artifact import save_model
 from .models.augment import AugmentConfig, augment_batch
+from .models.backbones import FIXED_INPUT_BACKBONES
 from .models.losses import (
     LOSSES,
     TRIPLET_LOSSES,
@@ -300,6 +301,9 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
 
     torch.manual_seed(config.seed)
     model_args = {"embedding_dim": config.embedding_dim, **config.model_args}
+    if config.model in FIXED_INPUT_BACKBONES:
+        # The network's first FC layer must match the preprocessed canvas, whatever size it is.
+        model_args.setdefault("input_size", [preprocess_config.height, preprocess_config.width])
     network = SiameseModel(config.model, model_args, pair_head=config.loss == "pair-bce")
     writer_ids = {w: i for i, w in enumerate(sorted(split.train))}
     extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)) if config.loss == "signet-f" else None

@@ -238,6 +238,10 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+# Backbones whose first fully connected layer is sized for one input (H, W); the others pool globally.
+FIXED_INPUT_BACKBONES = frozenset({"signet", "signet-bn", "signet-slim"})
+
+
 def build_backbone(name: str, **kwargs) -> nn.Module:
     """Build a registered backbone by name (see :data:`BACKBONES`)."""
     if name not in BACKBONES:

@@ -167,6 +167,7 @@ def create_app(
         writer_id: Optional[str] = Form(None, description="an enrolled writer"),
         references: Optional[list[UploadFile]] = File(None, description="reference images (instead of writer_id)"),
         cleaner: str = Form("unet", description="unet, cyclegan, classical or none"),
+        reference_mode: str = Form("matched", description="matched (references cleaned too, ink levels matched, document calibration) or plain"),
         method: str = Form("fusion-mean"),
         threshold: Optional[float] = Form(None),
         min_score: Optional[float] = Form(None, description="detector score (default: the detector's)"),
@@ -175,13 +176,13 @@ def create_app(
         if writer_id and references:
             raise ApiError(422, "invalid request", "give writer_id or references, not both")
         if writer_id:
-            result = store.verify_document(writer_id, data, cleaner=cleaner, method=method, threshold=threshold, min_score=min_score, client=client_of(request), filename=name)
+            result = store.verify_document(writer_id, data, cleaner=cleaner, reference_mode=reference_mode, method=method, threshold=threshold, min_score=min_score, client=client_of(request), filename=name)
         elif references:
             from ..api import verify_document
 
             reference_data = [(await read_upload(f, "references"))[1] for f in references]
             with store.lock:
-                result = verify_document(data, reference_data, model=store.artifact, cleaner=cleaner, method=method, threshold=threshold, min_score=min_score)
+                result = verify_document(data, reference_data, model=store.artifact, cleaner=cleaner, reference_mode=reference_mode, method=method, threshold=threshold, min_score=min_score)
         else:
             raise ApiError(422, "invalid request", "give writer_id (an enrolled writer) or reference files in 'references'")
         return document_json(result)

@@ -227,6 +227,7 @@ class Store:
         # One inference at a time: the two cores are better used by one batched call than by
         # several threads fighting over them; SQLite writes are serialised anyway.
         self.lock = threading.RLock()
+        self._documents: dict[tuple, Any] = {}  # the last writer's cleaned references (document path)
 
     @property
     def model_version(self) -> str:
@@ -370,25 +371,36 @@ class Store:
         inconclusive_band: float = 0.1,
         client: str = "",
         filename: str = "query",
+        document: Any = None,
     ) -> dict[str, Any]:
-        """Verify a query image against an enrolled writer; the decision is written to the audit log."""
+        """Verify a query image against an enrolled writer; the decision is written to the audit log.
+
+        ``document``: the writer's :class:`~sigverify.cleaning.document.DocumentReferences`, for a
+        crop from a page (see :meth:`verify_document`)."""
         from ..api import verify
 
         if not query:
             raise InputError(filename, "empty file")
         with self.sessions.begin() as session:
             references = self._current_references(session, writer_id)
-            embeddings = [np.frombuffer(r.embedding, dtype=np.float32) for r in references]
+            if document is None:
+                compared: list[Any] = [np.frombuffer(r.embedding, dtype=np.float32) for r in references]
+                hashes, calibration = [(r.image_sha256, r.pixel_sha256) for r in references], None
+            else:  # the document path: cleaned references, and their calibration
+                compared, hashes, calibration = document.images, None, document.calibration
             with self.lock, named(filename):
                 result = verify(
                     query,
-                    embeddings,
+                    compared,
                     model=self.artifact,
                     method=method,
                     threshold=threshold,
                     inconclusive_band=inconclusive_band,
-                    reference_hashes=[(r.image_sha256, r.pixel_sha256) for r in references],
+                    reference_hashes=hashes,
+                    calibration=calibration,
                 )
+            if document is not None:
+                result["warnings"] = document.warnings + result["warnings"]
             result["writer_id"] = writer_id
             result["reference_ids"] = [r.id for r in references]
             result["audit_id"] = self._audit(
@@ -403,6 +415,7 @@ class Store:
         page: bytes,
         *,
         cleaner: str = "unet",
+        reference_mode: str = "matched",
         method: str = "fusion-mean",
         threshold: Optional[float] = None,
         inconclusive_band: float = 0.1,
@@ -411,20 +424,47 @@ class Store:
         filename: str = "page",
     ) -> dict[str, Any]:
         """Detect, clean and verify every signature on a page against an enrolled writer; each
-        signature's decision is written to the audit log."""
+        signature's decision is written to the audit log.
+
+        ``reference_mode="matched"`` (default) cleans the writer's stored reference images with the
+        same cleaner and matches each crop's ink levels to them (see
+        :func:`sigverify.verify_document`); it needs the reference images, kept by default."""
         from ..api import verify_document
+        from ..cleaning.document import REFERENCE_MODES, encode_png, prepare_document_references
 
         if not page:
             raise InputError(filename, "empty file")
+        if reference_mode not in REFERENCE_MODES:
+            raise InputError("reference_mode", f"choose one of {', '.join(REFERENCE_MODES)}")
         with self.sessions() as session:
-            self._current_references(session, writer_id)  # unknown writer / no references: fail first
+            references = self._current_references(session, writer_id)  # unknown writer / no references: fail first
+            document = None
+            if reference_mode == "matched":
+                missing = [r.id for r in references if r.image is None]
+                if missing:
+                    raise NoReferences(
+                        f"references {missing} of {writer_id!r} have no stored image, and the document path cleans the "
+                        "references too: enroll them again with images kept, or use reference_mode 'plain'"
+                    )
+                key = (self.model_version, cleaner, tuple(sorted(r.id for r in references)))
+                with self.lock:
+                    document = self._documents.get(key)
+                    if document is None:
+                        document = prepare_document_references([r.image for r in references], self.artifact, cleaner, max_pixels=self.max_pixels)
+                        self._documents = {key: document}  # one writer's set at a time: memory stays flat
         counter = iter(range(1, 1000))
 
-        def verifier(crop_png: bytes) -> dict[str, Any]:
-            return self.verify(writer_id, crop_png, method=method, threshold=threshold, inconclusive_band=inconclusive_band, client=client, filename=f"{filename} signature {next(counter)}")
+        def verifier(cleaned: np.ndarray, dpi: Optional[float]) -> dict[str, Any]:
+            crop = encode_png(cleaned, dpi) if document is None else document.render_query(cleaned, dpi)
+            return self.verify(
+                writer_id, crop, method=method, threshold=threshold, inconclusive_band=inconclusive_band, client=client,
+                filename=f"{filename} signature {next(counter)}", document=document,
+            )
 
         with named(filename):
-            return verify_document(page, verifier=verifier, model=self.artifact, cleaner=cleaner, min_score=min_score)
+            result = verify_document(page, verifier=verifier, model=self.artifact, cleaner=cleaner, min_score=min_score)
+        result["reference_mode"] = reference_mode
+        return result
 
     def identify(self, query: bytes, *, top: int = 5, client: str = "") -> dict[str, Any]:
         """The enrolled writers nearest to a query (fusion-mean score, calibrated), best first."""
