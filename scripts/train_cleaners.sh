@@ -10,3 +10,7 @@ for method in unet cyclegan; do
   .venv/bin/sigverify train-cleaner --config "configs/cleaner-$method.toml"
   .venv/bin/python scripts/export_model.py "runs/cleaner-$method/cleaner-$method.safetensors" "src/sigverify/weights/cleaner-$method.safetensors"
 done
+# The document path's calibration is valid for one verifier and one cleaner file: refit it.
+for cleaner in unet cyclegan classical; do
+  .venv/bin/python scripts/calibrate_document.py --cleaner "$cleaner"
+done

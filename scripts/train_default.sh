@@ -10,4 +10,8 @@ rm -rf "$OUT"
 .venv/bin/sigverify train --config configs/default.toml --out "$OUT" --no-progress
 if [ "$EXPORT" = 1 ]; then
   .venv/bin/python scripts/export_model.py "$OUT/model.safetensors" src/sigverify/weights/default.safetensors
+  # The document path's calibration is valid for one verifier and one cleaner file: refit it.
+  for cleaner in unet cyclegan classical; do
+    .venv/bin/python scripts/calibrate_document.py --cleaner "$cleaner"
+  done
 fi

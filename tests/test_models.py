@@ -204,3 +204,20 @@ def test_every_committed_config_loads():
     for path in paths:
         (section,) = tomllib.loads(path.read_text())
         assert classes[section].from_file(path).to_dict()
+
+
+def test_signet_is_sized_for_the_configured_canvas(tmp_path, toy_data):
+    """SigNet's first FC layer follows the training canvas (not the 150 x 220 default), and the
+    artifact rebuilds it from its metadata."""
+    from sigverify.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=[str(toy_data)], out=str(tmp_path / "run"), model="signet-slim", embedding_dim=16, loss="triplet-semihard",
+        epochs=1, steps_per_epoch=2, batch_writers=4, per_writer=4, forged_per_writer=1, dev_fraction=0.25, test_fraction=0.25,
+        preprocess={"height": 80, "width": 120}, threads=2, cache_dir=str(tmp_path / "cache"), use_size=False,
+    )
+    artifact = load_artifact(train(config, log=lambda _: None, progress=False))
+    assert artifact.metadata["architecture"]["args"]["input_size"] == [80, 120]
+    assert artifact.preprocess.shape == (80, 120)
+    with torch.no_grad():
+        assert artifact.network(torch.zeros(2, 1, 80, 120)).shape == (2, 16)

@@ -222,7 +222,7 @@ def verify_document(
                     document_refs.render_query(cleaned, page_dpi), document_refs.images, model=artifact, method=method, threshold=threshold,
                     inconclusive_band=inconclusive_band, max_pixels=max_pixels, calibration=document_refs.calibration,
                 )
-                result["warnings"] = document_refs.warnings + result["warnings"]
+                result["warnings"] = document_refs.method_warnings(method, result["n_references"]) + result["warnings"]
                 return result
 
         else:

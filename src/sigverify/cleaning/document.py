@@ -29,6 +29,7 @@ from . import clean, default_cleaner_path
 from .ink import match_ink_levels, reference_ink_levels
 
 REFERENCE_MODES = ("matched", "plain")
+WEAK_DEV_EER = 0.35  # a method whose document-path dev EER is this high gets a warning
 
 
 def cleaner_fingerprint(cleaner: str) -> str:
@@ -96,6 +97,18 @@ class DocumentReferences:
     cleaner: str
     calibration: Optional[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+
+    def method_warnings(self, method: str, n_refs: int) -> list[str]:
+        """This answer's warnings: the calibration's, and a method that is weak on cleaned crops
+        (the writer-dependent classifiers' background is clean signatures)."""
+        from ..calibration import pick_entry
+
+        if self.calibration is None or method not in self.calibration:
+            return list(self.warnings)
+        dev_eer = pick_entry(self.calibration, method, n_refs)["dev_eer"]
+        if dev_eer < WEAK_DEV_EER:
+            return list(self.warnings)
+        return self.warnings + [f"method {method} is weak on cleaned crops: dev EER {100 * dev_eer:.0f} % on the document path; prefer fusion-mean"]
 
     def render_query(self, cleaned_crop: np.ndarray, dpi: Optional[float] = None) -> bytes:
         """The cleaned crop with its ink levels matched to the references, as PNG bytes."""

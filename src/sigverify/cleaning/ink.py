@@ -51,7 +51,10 @@ def match_ink_levels(gray: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Map the ink pixels' grey levels onto ``target`` quantiles; paper pixels are unchanged.
 
     Each distinct ink grey level takes the target value at its mid-rank, so equal pixels stay equal
-    (a bilevel scan's ink becomes the references' median ink level).
+    (a bilevel scan's ink becomes the references' median ink level). The mask is the preprocessing's
+    Otsu mask of a blurred copy, so a thin halo of paper around the strokes is matched too, onto the
+    references' lightest levels (their own halo): on the development writers a variant restricted to
+    pixels darker than the threshold did worse.
 
     Parameters
     ----------
