@@ -212,18 +212,13 @@ def verify_document(
         refs = list(references)
         artifact = load_model(model)
         if reference_mode == "matched":
-            try:
-                document_refs = prepare_document_references(refs, artifact, cleaner, max_pixels=max_pixels)
-            except ValueError as exc:
-                raise ReferencesError("references", str(exc)) from None
+            document_refs = prepare_document_references(refs, artifact, cleaner, max_pixels=max_pixels)
 
             def verifier(cleaned: np.ndarray, page_dpi: Optional[float]) -> dict[str, Any]:
-                result = verify(
+                return document_refs.add_warnings(verify(
                     document_refs.render_query(cleaned, page_dpi), document_refs.images, model=artifact, method=method, threshold=threshold,
                     inconclusive_band=inconclusive_band, max_pixels=max_pixels, calibration=document_refs.calibration,
-                )
-                result["warnings"] = document_refs.method_warnings(method, result["n_references"]) + result["warnings"]
-                return result
+                ))
 
         else:
 

@@ -78,7 +78,7 @@ def calibrate_methods(
     seed: int = 0,
     kind: str = "logistic",
     content_ids: Optional[Sequence[str]] = None,
-    query_vectors: Optional[Callable[[Trial], np.ndarray]] = None,
+    query_vectors: Optional[Callable[[Trial, np.ndarray], np.ndarray]] = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Fit ``{method: {str(R): entry}}`` on dev writers' embeddings (``records`` are dev writers only).
 

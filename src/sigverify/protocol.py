@@ -110,12 +110,12 @@ def score_trials(
     *,
     background: Optional[np.ndarray] = None,
     vote_distance: Optional[float] = None,
-    query_vectors: Optional[Callable[[Trial], np.ndarray]] = None,
+    query_vectors: Optional[Callable[[Trial, np.ndarray], np.ndarray]] = None,
 ) -> Optional[Scored]:
     """Raw scores of every trial's queries; ``None`` when the method cannot run at this ``R``.
 
-    ``query_vectors``, when given, supplies each trial's query vectors (``len(trial.queries) x D``)
-    in place of ``embeddings[trial.queries]``: for queries rendered to match the trial's references
+    ``query_vectors``, when given, supplies each trial's query vectors, called as
+    ``query_vectors(trial, trial.queries)`` in place of ``embeddings[trial.queries]``: for queries rendered to match the trial's references
     (the document path's ink matching)."""
     if method in NEEDS_TWO_REFERENCES and trial_set.n_refs < 2:
         return None
@@ -124,7 +124,7 @@ def score_trials(
         scores = raw_scores(
             method,
             embeddings[trial.references],
-            embeddings[trial.queries] if query_vectors is None else query_vectors(trial),
+            embeddings[trial.queries] if query_vectors is None else query_vectors(trial, trial.queries),
             background=background,
             vote_distance=vote_distance,
             seed=trial.draw,

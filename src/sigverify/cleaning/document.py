@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import ModelError
+from ..errors import ModelError, ReferencesError
 from ..imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_image
 from . import clean, default_cleaner_path
 from .ink import match_ink_levels, reference_ink_levels
@@ -84,8 +84,6 @@ class DocumentReferences:
         The cleaned references, each ``H x W`` uint8 PNG bytes (declaring the source's DPI).
     ink_levels
         ``(101,)`` mean ink-level quantiles of the cleaned references: the crops' target.
-    cleaner
-        The cleaner both sides go through.
     calibration
         ``{method: {R: entry}}`` fitted for this verifier and cleaner, or ``None`` (see ``warnings``).
     warnings
@@ -94,7 +92,6 @@ class DocumentReferences:
 
     images: list[bytes]
     ink_levels: np.ndarray
-    cleaner: str
     calibration: Optional[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
 
@@ -110,6 +107,11 @@ class DocumentReferences:
             return list(self.warnings)
         return self.warnings + [f"method {method} is weak on cleaned crops: dev EER {100 * dev_eer:.0f} % on the document path; prefer fusion-mean"]
 
+    def add_warnings(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Put :meth:`method_warnings` in front of a :func:`sigverify.verify` answer's own."""
+        result["warnings"] = self.method_warnings(result["method"], result["n_references"]) + result["warnings"]
+        return result
+
     def render_query(self, cleaned_crop: np.ndarray, dpi: Optional[float] = None) -> bytes:
         """The cleaned crop with its ink levels matched to the references, as PNG bytes."""
         return encode_png(match_ink_levels(cleaned_crop, self.ink_levels), dpi)
@@ -122,15 +124,15 @@ def prepare_document_references(
 
     Raises
     ------
-    ValueError
+    ReferencesError
         When a reference is an embedding: the document path needs the images.
     """
     images, grays = [], []
     for position, item in enumerate(references):
         if isinstance(item, np.ndarray) and np.issubdtype(item.dtype, np.floating):
-            raise ValueError(
-                f"reference {position} is an embedding: the document path cleans the references too, so it needs "
-                "their images (or use reference_mode='plain')"
+            raise ReferencesError(
+                f"reference {position}",
+                "an embedding: the document path cleans the references too, so it needs their images (or use reference_mode='plain')",
             )
         gray, dpi = read_image(item, max_pixels=max_pixels, name=describe_source(item))
         cleaned = clean(gray, cleaner)
@@ -143,4 +145,4 @@ def prepare_document_references(
             f"no document calibration for model {artifact.version} with the {cleaner} cleaner: the threshold and "
             "score are the clean-pair ones, which run low on cleaned crops (run scripts/calibrate_document.py)"
         )
-    return DocumentReferences(images, reference_ink_levels(grays), cleaner, calibration["calibration"] if calibration else None, warnings)
+    return DocumentReferences(images, reference_ink_levels(grays), calibration["calibration"] if calibration else None, warnings)

@@ -87,15 +87,14 @@ def matched_query_vectors(artifact, reference_images: Sequence[np.ndarray], quer
     """Per-trial query vectors for the document path: each trial's queries with their ink levels
     matched to the mean ink levels of that trial's references (:mod:`sigverify.cleaning.ink`).
 
-    Returns a callable ``trial -> len(trial.queries) x D`` for ``_eer_noisy_queries`` or
-    :func:`sigverify.calibration.calibrate_methods`; each trial is computed once."""
+    Returns a callable ``(trial, query_indices) -> len(query_indices) x D`` for
+    ``_eer_noisy_queries`` or :func:`sigverify.calibration.calibrate_methods`; each is computed once."""
     from .ink import ink_quantiles, match_ink_levels
 
     levels = [ink_quantiles(r) for r in reference_images]
     memo: dict[tuple, np.ndarray] = {}
 
-    def vectors(trial, indices=None) -> np.ndarray:
-        indices = trial.queries if indices is None else indices
+    def vectors(trial, indices: np.ndarray) -> np.ndarray:
         key = (tuple(trial.references.tolist()), tuple(np.asarray(indices).tolist()))
         if key not in memo:
             target = np.mean([levels[r] for r in trial.references], axis=0)

@@ -400,7 +400,7 @@ class Store:
                     calibration=calibration,
                 )
             if document is not None:
-                result["warnings"] = document.method_warnings(method, result["n_references"]) + result["warnings"]
+                document.add_warnings(result)
             result["writer_id"] = writer_id
             result["reference_ids"] = [r.id for r in references]
             result["audit_id"] = self._audit(
