@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Development-writer check of U-Net cleaners, for choosing one (never the report's test material).
 
-Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [CLEANER.safetensors ...]   (none given: the shipped ones)
+Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [--oracle] [--kinds] [CLEANER.safetensors ...]   (none given: the shipped ones)
 
 1. Synthetic clutter (noise seeds of its own) over the verifier split's dev writers, 5 clean references,
    writer-threshold: EER of the cleaned noisy queries, beside clean and uncleaned queries.
@@ -11,6 +11,9 @@ Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [CLEANER.safetenso
    the mean ink-level quantiles of the trial's (cleaned) references, since no cleaner can know the pen.
    ``--kinds``: each noise kind alone (same seeds), noisy and cleaned, and the clean images through the
    cleaner - which clutter the cleaner repairs and which it does not.
+   ``--oracle``: where the document path's remaining damage lies - the same figure with everything
+   outside the clean twin's ink box erased from each cleaned query, then with everything outside its
+   ink mask (dilated 7 x 7) erased: residue beside and between the strokes, or far from them.
 2. Tobacco-800 signature crops annotated Overlapped="No" (``evaluate-cleaner`` uses only the "Yes"
    crops): a cleaner should not damage clean real signatures -> same-author AUC, cleaned vs not.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 from itertools import combinations
 
+import cv2
 import numpy as np
 
 from sigverify.api import load_model
@@ -28,6 +32,7 @@ from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
 from sigverify.metrics import auc
+from sigverify.preprocess import ink_mask
 from sigverify.synth.noise import NOISE_KINDS, add_noise
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
@@ -51,10 +56,24 @@ def reference_matched_eer(artifact, records, references: list[np.ndarray], queri
     return round(100 * _eer_noisy_queries(artifact, _vectors(artifact, references), vectors, records, "writer-threshold", 5, 2, 0), 2)
 
 
+def erase_outside(cleaned: np.ndarray, twin: np.ndarray, *, box: bool) -> np.ndarray:
+    """An oracle: paper wherever the clean twin has no ink - outside its ink box (padded 10 px) or
+    outside its ink mask dilated 7 x 7."""
+    mask, _ = ink_mask(twin)
+    keep = np.zeros_like(mask)
+    if box:
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        keep[max(0, rows[0] - 10) : rows[-1] + 11, max(0, cols[0] - 10) : cols[-1] + 11] = True
+    else:
+        keep = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    return np.where(keep, cleaned, 255).astype(np.uint8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
     parser.add_argument("--model", help="verifier artifact (default: the shipped one)")
+    parser.add_argument("--oracle", action="store_true", help="also the document-path figure with residue outside the clean twin's ink box / ink erased")
     parser.add_argument("--kinds", action="store_true", help="also one line per noise kind alone: noisy and cleaned EER")
     args = parser.parse_args()
     artifact = load_model(args.model)
@@ -92,6 +111,11 @@ def main() -> None:
               f"(refs cleaned {synthetic_eer(cleaned, _vectors(artifact, cleaned_references))} %, "
               f"+ ink matched {reference_matched_eer(artifact, chosen, cleaned_references, cleaned)} %), "
               f"Tobacco-800 Overlapped=No AUC {tobacco_auc(lambda g: run_network(network, g))}", flush=True)
+        if args.oracle:
+            boxed = [erase_outside(q, t, box=True) for q, t in zip(cleaned, clean)]
+            inked = [erase_outside(q, t, box=False) for q, t in zip(cleaned, clean)]
+            print(f"  + ink matched, residue outside the clean ink box erased {reference_matched_eer(artifact, chosen, cleaned_references, boxed)} %, "
+                  f"outside the clean ink erased {reference_matched_eer(artifact, chosen, cleaned_references, inked)} %", flush=True)
         if args.kinds:
             print(f"  clean through the cleaner {synthetic_eer(cleaned_references)} %", flush=True)
             for kind in NOISE_KINDS:

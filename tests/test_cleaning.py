@@ -178,3 +178,63 @@ def test_training_swaps_in_clutter_at_the_asked_rate():
         TrainConfig(clutter_probability=1.5)
     with pytest.raises(ValueError):
         TrainConfig(clutter_cleaners=["bleach"])
+
+
+def test_task_loss_copies_the_preprocessing_and_sees_the_clutter(tiny_model):
+    from sigverify.api import load_model
+    from sigverify.cleaning.task_loss import EmbeddingLoss, placement, to_canvas
+    from sigverify.preprocess import preprocess_with_size
+
+    artifact = load_model(str(tiny_model))
+    twin = clean_twin(toy_signature(4, 4))
+    where = placement(twin, artifact.preprocess)
+    clean_ink = torch.from_numpy(1.0 - twin.astype(np.float32) / 255.0)
+    # The differentiable copy puts the ink where the real preprocessing puts it.
+    real, _ = preprocess_with_size(twin, artifact.preprocess)
+    assert np.abs(to_canvas(clean_ink, where, artifact.preprocess).numpy() * 255 - real).mean() < 2.0
+
+    loss = EmbeddingLoss(artifact, bf16=False)
+    assert float(loss(clean_ink[None, None], clean_ink[None, None], [where])) < 1e-3
+    noisy = add_noise(twin, 3, kinds=["text", "lines"]).noisy
+    noisy_ink = torch.from_numpy(1.0 - noisy.astype(np.float32) / 255.0)[None, None].requires_grad_(True)
+    value = loss(noisy_ink, clean_ink[None, None], [where])
+    value.backward()
+    assert float(value.detach()) > 0.01 and float(noisy_ink.grad.abs().sum()) > 0
+    # The verifier is frozen, and the cached model everyone else uses is left alone.
+    assert all(not p.requires_grad for p in loss.network.parameters())
+    assert all(p.requires_grad for p in artifact.network.parameters())
+
+
+def test_cleaner_training_with_the_task_loss_records_its_verifier(tmp_path, toy_data, tiny_model):
+    import json
+
+    from sigverify.api import load_model
+    from sigverify.cleaning.train import CleanerConfig, train_cleaner
+
+    config = CleanerConfig(
+        method="unet", data=[str(toy_data)], out=str(tmp_path / "run"), height=32, noisy_per_image=1, max_images=6,
+        steps=2, batch_size=2, unet_widths=[4, 8], embedding_weight=0.5, verifier=str(tiny_model), threads=2,
+    )
+    path = train_cleaner(config, log=lambda *_: None)
+    metadata = load_cleaner_artifact(path).metadata
+    assert metadata["training"]["task_loss"] == {"verifier": load_model(str(tiny_model)).version, "weight": 0.5}
+    history = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert history and all(entry["embedding"] > 0 for entry in history)
+    for bad, message in (({"embedding_weight": -1.0}, ">= 0"), ({"method": "cyclegan", "embedding_weight": 1.0}, "only supported for the unet")):
+        with pytest.raises(ValueError, match=message):
+            CleanerConfig.from_dict(bad)
+
+
+def test_clutter_weight_makes_residue_on_paper_cost_more():
+    from sigverify.cleaning.train import _pixel_loss
+
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2, :] = 1.0  # a stroke
+    noisy = target.clone()
+    noisy[..., 5, :] = 1.0  # a ruled line across the paper
+    noisy[..., 7, :] = 0.15  # grey paper tone: not clutter
+    keeps_line = torch.where(noisy > 0.5, 6.0, -6.0)  # logits of a cleaner that leaves the line
+    erases_line = torch.where(target > 0.5, 6.0, -6.0)
+    extra_keep = float(_pixel_loss(keeps_line, target, noisy, 4.0) - _pixel_loss(keeps_line, target, noisy))
+    extra_erase = float(_pixel_loss(erases_line, target, noisy, 4.0) - _pixel_loss(erases_line, target, noisy))
+    assert extra_keep > 100 * extra_erase > 0

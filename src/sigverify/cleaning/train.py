@@ -55,12 +55,25 @@ class CleanerConfig(TomlConfig):
     # A U-Net cleaner artifact whose weights start the training (same widths): fine-tuning, e.g. at
     # a higher resolution, costs far fewer steps than training from scratch.
     init: str = ""
+    # Weight of the verifier's own view in the U-Net's loss (sigverify.cleaning.task_loss): each step
+    # then cleans whole signatures (not crops), and the embedding of the output is pulled towards the
+    # clean twin's. 0 = pixel loss only. ``verifier``: its artifact (empty: the shipped model).
+    embedding_weight: float = 0.0
+    verifier: str = ""
+    # Extra pixel-loss weight of clutter on paper (pixels the noise made darker than mid-light grey
+    # where the clean twin is paper); ink pixels weigh 5, everything else 1. 0 = stages 1 to 3's loss.
+    clutter_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.darken_probability <= 1.0:
             raise ValueError(f"darken_probability must be between 0 and 1, not {self.darken_probability}")
         if self.init and self.method != "unet":
             raise ValueError("init (starting weights) is only supported for the unet cleaner")
+        for name in ("embedding_weight", "clutter_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if self.embedding_weight and self.method != "unet":
+            raise ValueError("embedding_weight (the verifier's loss) is only supported for the unet cleaner")
 
 
 def _resize_height(gray: np.ndarray, height: int) -> np.ndarray:
@@ -102,6 +115,22 @@ def _crop_batch(images_a, images_b, indices, width: int, rng: np.random.Generato
     return _ink_tensor(batch_a), _ink_tensor(batch_b)
 
 
+def _full_batch(images_a, images_b, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole images, padded with paper on the right to a common width (a multiple of 16)."""
+    width = int(np.ceil(max(images_a[i].shape[1] for i in indices) / 16) * 16)
+    return _ink_tensor([_take(images_a[i], 0, width) for i in indices]), _ink_tensor([_take(images_b[i], 0, width) for i in indices])
+
+
+def _pixel_loss(logits: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, clutter_weight: float = 0.0) -> torch.Tensor:
+    # Ink pixels are few: weight them up so the network cannot win by erasing everything.
+    weight = 1.0 + 4.0 * (target > 0.1).float()
+    if clutter_weight:
+        # Clutter left on the paper is what costs the verifier most: weight it up too.
+        # (A scanner's grey paper tone stays below 0.25 ink and keeps weight 1.)
+        weight = weight + clutter_weight * ((noisy > 0.25) & (target <= 0.1)).float()
+    return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).mean() + F.l1_loss(torch.sigmoid(logits), target)
+
+
 def _ink_tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(1.0 - np.stack(images).astype(np.float32) / 255.0).unsqueeze(1)
 
@@ -132,30 +161,53 @@ def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = 
     rng = np.random.default_rng(config.seed)
     noisy, clean, train_writers = training_pairs(config, log)
     history = []
+    task_loss = None
     if config.method == "unet":
         network = UNet(config.unet_widths)
         if config.init:
             network.load_state_dict(_initial_weights(config.init, config.unet_widths))
             log(f"starting from the weights of {config.init}")
+        placements = []
+        if config.embedding_weight:
+            from ..api import load_model
+            from .task_loss import EmbeddingLoss, placement
+
+            verifier = load_model(config.verifier or None)
+            task_loss = EmbeddingLoss(verifier, bf16=config.bf16)
+            placements = [placement(c, verifier.preprocess) for c in clean]
+            by_width = np.argsort([c.shape[1] for c in clean], kind="stable")
+            log(f"task loss: verifier {verifier.version}, weight {config.embedding_weight}")
         optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=1e-4)
         for step in range(config.steps):
             lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            chosen = rng.integers(0, len(noisy), size=config.batch_size)
-            x, y = _crop_batch(noisy, clean, [(int(i), int(i)) for i in chosen], config.crop_width, rng, paired=True)
+            if task_loss is None:
+                chosen = [int(i) for i in rng.integers(0, len(noisy), size=config.batch_size)]
+                x, y = _crop_batch(noisy, clean, [(i, i) for i in chosen], config.crop_width, rng, paired=True)
+            else:
+                # Neighbours in width share a batch: padding every image to the widest would cost
+                # about twice the compute.
+                start = int(rng.integers(0, max(1, len(by_width) - config.batch_size + 1)))
+                chosen = [int(i) for i in by_width[start : start + config.batch_size]]
+                x, y = _full_batch(noisy, clean, chosen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = network(x)
             logits = logits.float()
-            # Ink pixels are few: weight them up so the network cannot win by erasing everything.
-            weight = 1.0 + 4.0 * (y > 0.1).float()
-            loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * weight).mean() + F.l1_loss(torch.sigmoid(logits), y)
+            pixel = _pixel_loss(logits, y, x, config.clutter_weight)
+            entry = {"step": step, "pixel": float(pixel.detach())}
+            loss = pixel
+            if task_loss is not None:
+                embedding = task_loss(torch.sigmoid(logits), y, [placements[i] for i in chosen])
+                loss = pixel + config.embedding_weight * embedding
+                entry["embedding"] = float(embedding.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if step % 50 == 0 or step == config.steps - 1:
-                history.append({"step": step, "loss": float(loss.detach())})
-                log(f"step {step:5d}  loss {float(loss.detach()):.4f}")
+                entry["loss"] = float(loss.detach())
+                history.append(entry)
+                log("step {:5d}  ".format(step) + "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "step"))
             if config.max_minutes and time.perf_counter() - started > config.max_minutes * 60:
                 log(f"stopping after {config.max_minutes} minutes at step {step}")
                 break
@@ -217,6 +269,7 @@ def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = 
             "config": config.to_dict(),
             "train_writers": train_writers,
             "note": "synthetic noise (sigverify.synth.noise) over genuine signatures of the verifier split's training writers",
+            "task_loss": {"verifier": task_loss.version, "weight": config.embedding_weight} if config.method == "unet" and task_loss is not None else None,
             "history": history,
             "command": command,
             "wall_seconds": round(time.perf_counter() - started, 1),
