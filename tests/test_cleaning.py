@@ -129,16 +129,22 @@ def test_shipped_cleaner_configs_chain_and_match_the_shipped_weights():
     stage1 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet-96.toml")
     stage2 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet-192.toml")
     stage3 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet.toml")
+    stage4 = CleanerConfig.from_file(REPO / "configs" / "cleaner-unet-verifier.toml")
     # Each stage starts from the file the one before writes (scripts/train_cleaners.sh runs them in order).
     assert stage2.init == f"{stage1.out}/cleaner-unet.safetensors"
     assert stage3.init == f"{stage2.out}/cleaner-unet.safetensors"
-    assert (stage1.height, stage2.height, stage3.height) == (96, 192, 192)
-    assert stage1.unet_widths == stage2.unet_widths == stage3.unet_widths
+    assert stage4.init == f"{stage3.out}/cleaner-unet.safetensors"
+    assert (stage1.height, stage2.height, stage3.height, stage4.height) == (96, 192, 192, 192)
+    assert stage1.unet_widths == stage2.unet_widths == stage3.unet_widths == stage4.unet_widths
+    assert f"{stage4.out}/cleaner-unet.safetensors" in (REPO / "scripts" / "train_cleaners.sh").read_text()
     shipped = json.loads((REPO / "src" / "sigverify" / "weights" / "cleaner-unet.json").read_text())
-    assert shipped["height"] == stage3.height
+    assert shipped["height"] == stage4.height
     recorded = shipped["training"]["config"]
-    for name in ("steps", "lr", "crop_width", "noisy_per_image", "darken_probability", "seed", "unet_widths"):
-        assert recorded[name] == getattr(stage3, name), name
+    for name in ("steps", "lr", "crop_width", "noisy_per_image", "darken_probability", "seed", "unet_widths", "embedding_weight", "clutter_weight"):
+        assert recorded[name] == getattr(stage4, name), name
+    # Stage 4 is fitted to the shipped verifier: a retrained verifier needs a retrained stage 4.
+    verifier = json.loads((REPO / "src" / "sigverify" / "weights" / "default.json").read_text())
+    assert shipped["training"]["task_loss"] == {"verifier": verifier.get("version") or verifier["name"], "weight": stage4.embedding_weight}
 
 
 def test_clutter_views_are_seeded_cached_and_keyed_by_their_inputs(tmp_path):

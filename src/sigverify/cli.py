@@ -391,9 +391,9 @@ def cmd_evaluate_cleaner(args: argparse.Namespace) -> int:
     print(f"  clean originals (ceiling): EER {synthetic['eer_clean'] * 100:.2f}%")
     for method in report["methods"]:
         entry = synthetic[method]
-        gap = f"  gap removed {entry['eer_gap_removed'] * 100:.0f}%" if "eer_gap_removed" in entry else ""
+        gap = f"  gap removed {entry['eer_gap_removed'] * 100:.1f}%" if "eer_gap_removed" in entry else ""
         document = f"  | document path EER {entry['eer_document'] * 100:.2f}%"
-        document += f" (gap removed {entry['eer_document_gap_removed'] * 100:.0f}%)" if "eer_document_gap_removed" in entry else ""
+        document += f" (gap removed {entry['eer_document_gap_removed'] * 100:.1f}%)" if "eer_document_gap_removed" in entry else ""
         print(f"  {method:9s} EER {entry['eer'] * 100:.2f}%  PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ink F1 {entry['ink_f1']:.4f}{gap}{document}")
     real = report.get("tobacco800_overlapped")
     if real:
