@@ -142,18 +142,23 @@ def _remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
-def _fit_on_canvas(ink: np.ndarray, weights: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Resize ``ink`` (inverted, cropped) to fit the canvas and centre its mass."""
+def canvas_placement(crop_shape: tuple[int, int], weights: np.ndarray, config: PreprocessConfig) -> tuple[tuple[int, int], tuple[int, int], float]:
+    """Where a cropped signature goes on the canvas: resized to fit, aspect kept, its centre of mass
+    (``weights``, the crop's ink) at the canvas centre, clamped so no ink is cut off.
+
+    Returns
+    -------
+    size : (rows, cols) of the resized crop
+    offset : (top, left) of the resized crop on the canvas
+    scale : the resize factor (< 1: shrinking)
+    """
     out_h, out_w = config.shape
     avail_h = max(1, round(out_h * (1 - 2 * config.margin)))
     avail_w = max(1, round(out_w * (1 - 2 * config.margin)))
-    crop_h, crop_w = ink.shape
+    crop_h, crop_w = crop_shape
     scale = min(avail_h / crop_h, avail_w / crop_w)
     new_h = max(1, min(avail_h, round(crop_h * scale)))
     new_w = max(1, min(avail_w, round(crop_w * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    resized = cv2.resize(ink, (new_w, new_h), interpolation=interpolation)
-
     total = float(weights.sum())
     rows, cols = np.indices(weights.shape)
     centre_r = (rows * weights).sum() / total * scale
@@ -162,8 +167,15 @@ def _fit_on_canvas(ink: np.ndarray, weights: np.ndarray, config: PreprocessConfi
     left = int(round(out_w / 2 - centre_c))
     top = min(max(top, 0), out_h - new_h)
     left = min(max(left, 0), out_w - new_w)
+    return (new_h, new_w), (top, left), scale
 
-    canvas = np.zeros((out_h, out_w), dtype=np.uint8)
+
+def _fit_on_canvas(ink: np.ndarray, weights: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Resize ``ink`` (inverted, cropped) to fit the canvas and centre its mass."""
+    (new_h, new_w), (top, left), scale = canvas_placement(ink.shape, weights, config)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(ink, (new_w, new_h), interpolation=interpolation)
+    canvas = np.zeros(config.shape, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
 

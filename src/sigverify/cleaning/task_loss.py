@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..preprocess import PreprocessConfig, ink_mask
+from ..preprocess import PreprocessConfig, canvas_placement, ink_mask
 
 # Width, in grey levels, of the soft step that stands in for "pixels lighter than the threshold
 # are paper" (a hard step has no gradient).
@@ -41,7 +41,7 @@ class Placement:
 
 
 def placement(clean: np.ndarray, config: PreprocessConfig) -> Placement:
-    """The preprocessing geometry of an ``H x W`` uint8 clean twin (same rules as
+    """The preprocessing geometry of an ``H x W`` uint8 clean twin (the rules of
     :func:`sigverify.preprocess.preprocess_with_size` without its options for specks and ink
     normalisation, which the task loss does not support)."""
     mask, threshold = ink_mask(clean, config)
@@ -49,21 +49,10 @@ def placement(clean: np.ndarray, config: PreprocessConfig) -> Placement:
     if not len(rows):
         raise ValueError("the clean twin has no ink")
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    out_h, out_w = config.shape
-    avail_h = max(1, round(out_h * (1 - 2 * config.margin)))
-    avail_w = max(1, round(out_w * (1 - 2 * config.margin)))
-    scale = min(avail_h / (r1 - r0), avail_w / (c1 - c0))
-    new_h = max(1, min(avail_h, round((r1 - r0) * scale)))
-    new_w = max(1, min(avail_w, round((c1 - c0) * scale)))
-    ink = np.clip(255.0 - clean[r0:r1, c0:c1].astype(np.float64), 0, 255)
-    ink[clean[r0:r1, c0:c1] > threshold] = 0
-    total = ink.sum() or 1.0
-    grid_r, grid_c = np.indices(ink.shape)
-    top = int(round(out_h / 2 - (grid_r * ink).sum() / total * scale))
-    left = int(round(out_w / 2 - (grid_c * ink).sum() / total * scale))
-    top = min(max(top, 0), out_h - new_h)
-    left = min(max(left, 0), out_w - new_w)
-    return Placement(float(threshold), (r0, r1, c0, c1), (new_h, new_w), (top, left))
+    crop = clean[r0:r1, c0:c1]
+    ink = np.where(crop > threshold, 0.0, np.clip(255.0 - crop.astype(np.float64), 0, 255))
+    size, offset, _ = canvas_placement(crop.shape, ink if ink.any() else mask[r0:r1, c0:c1].astype(np.float64), config)
+    return Placement(float(threshold), (r0, r1, c0, c1), size, offset)
 
 
 def to_canvas(ink: torch.Tensor, where: Placement, config: PreprocessConfig) -> torch.Tensor:

@@ -269,7 +269,7 @@ def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = 
             "config": config.to_dict(),
             "train_writers": train_writers,
             "note": "synthetic noise (sigverify.synth.noise) over genuine signatures of the verifier split's training writers",
-            "task_loss": {"verifier": task_loss.version, "weight": config.embedding_weight} if config.method == "unet" and task_loss is not None else None,
+            "task_loss": {"verifier": task_loss.version, "weight": config.embedding_weight} if task_loss is not None else None,
             "history": history,
             "command": command,
             "wall_seconds": round(time.perf_counter() - started, 1),
