@@ -64,6 +64,21 @@ def test_classical_cleaner_removes_a_ruled_line(twin):
     assert (cleaned[y : y + 2, :] < 128).mean() < 0.2
 
 
+def test_removed_ink_keeps_only_what_the_cleaner_took_away(twin):
+    """The Tobacco control's image: a ruled line the cleaner erased stays, the strokes it kept go."""
+    from sigverify.cleaning.evaluate import removed_ink
+
+    noisy = twin.copy()
+    y = int(twin.shape[0] * 0.9)
+    noisy[y : y + 3, :] = 20
+    removed = removed_ink(noisy, twin)
+    assert removed.shape == noisy.shape and removed.dtype == np.uint8
+    assert (removed[y + 1, :] == 20).mean() > 0.9  # the line, at its own grey level
+    strokes = twin < 128
+    strokes[y - 3 : y + 6, :] = False
+    assert strokes.sum() > 100 and (removed[strokes] == 255).all()  # the kept signature is paper
+
+
 @pytest.mark.parametrize("method", ["unet", "cyclegan"])
 def test_learned_cleaners_keep_the_size(tmp_path, twin, method):
     torch.manual_seed(0)
