@@ -21,14 +21,13 @@ Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [--oracle] [--kind
 from __future__ import annotations
 
 import argparse
-from itertools import combinations
 
 import cv2
 import numpy as np
 
 from sigverify.api import load_model
 from sigverify.cleaning import load_cleaner, run_network
-from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, dev_clean_twins, matched_query_vectors
+from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, author_pairs, dev_clean_twins, matched_query_vectors, pair_scores
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
 from sigverify.metrics import auc
@@ -85,24 +84,14 @@ def main() -> None:
         return round(100 * _eer_noisy_queries(artifact, reference_vectors, _vectors(artifact, queries), chosen, "writer-threshold", 5, 2, 0), 2)
 
     crops = clean_tobacco_crops()
-    authors = [a for _, a in crops]
-    kept = [i for i, a in enumerate(authors) if authors.count(a) >= 2]
-    same = [(i, j) for i, j in combinations(kept, 2) if authors[i] == authors[j]]
-    rng = np.random.default_rng(0)
-    different = []
-    while len(different) < min(4000, 4 * len(same)):
-        i, j = (int(x) for x in rng.choice(kept, 2, replace=False))
-        if authors[i] != authors[j]:
-            different.append((i, j))
-    labels = np.array([1] * len(same) + [0] * len(different))
+    kept, pairs, labels = author_pairs([a for _, a in crops])
 
     def tobacco_auc(cleaner) -> float:
-        vectors = dict(zip(kept, _vectors(artifact, [cleaner(crops[i][0]) for i in kept])))
-        return round(auc(labels, np.array([-np.linalg.norm(vectors[i] - vectors[j]) for i, j in same + different])), 4)
+        return round(auc(labels, pair_scores(dict(zip(kept, _vectors(artifact, [cleaner(crops[i][0]) for i in kept]))), pairs)), 4)
 
     print(f"dev writers: {len(chosen)} images; EER clean {synthetic_eer(clean)} % (ink matched {reference_matched_eer(artifact, chosen, clean, clean)} %), "
           f"noisy {synthetic_eer(noisy)} %; "
-          f"Tobacco-800 Overlapped=No: {len(kept)} crops, {len(same)} same-author pairs, AUC uncleaned {tobacco_auc(lambda g: g)}", flush=True)
+          f"Tobacco-800 Overlapped=No: {len(kept)} crops, {int(labels.sum())} same-author pairs, AUC uncleaned {tobacco_auc(lambda g: g)}", flush=True)
     for path in args.cleaners or [None]:
         network = load_cleaner("unet", path)
         cleaned = [run_network(network, n) for n in noisy]

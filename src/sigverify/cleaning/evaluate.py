@@ -191,12 +191,17 @@ def tobacco_crops(root: str, margin: float = 0.05) -> list[tuple[np.ndarray, str
     return crops
 
 
-def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *, max_negatives: int = 4000, seed: int = 0, grid: Optional[str] = None, log=print) -> dict[str, Any]:
-    from ..metrics import auc, eer
+def author_pairs(authors: Sequence[str], *, max_negatives: int = 4000, seed: int = 0) -> tuple[list[int], list[tuple[int, int]], np.ndarray]:
+    """Same-author versus different-author pairs over crops labelled with their authors.
 
-    crops = tobacco_crops(root)
-    authors = [a for _, a in crops]
-    counts = {a: authors.count(a) for a in set(authors)}
+    Returns
+    -------
+    kept : indices of the crops whose author has at least two
+    pairs : every same-author pair of kept crops, then different-author pairs drawn at random
+        (seeded; at most ``max_negatives`` and at most 4 per same-author pair)
+    labels : ``len(pairs)`` array, 1 = same author
+    """
+    counts = {a: list(authors).count(a) for a in set(authors)}
     kept = [i for i, a in enumerate(authors) if counts[a] >= 2]
     same = [(i, j) for i, j in combinations(kept, 2) if authors[i] == authors[j]]
     rng = np.random.default_rng(seed)
@@ -205,13 +210,25 @@ def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *
         i, j = (int(x) for x in rng.choice(kept, size=2, replace=False))
         if authors[i] != authors[j]:
             different.append((i, j))
-    pairs = same + different
-    labels = np.array([1] * len(same) + [0] * len(different))
+    return kept, same + different, np.array([1] * len(same) + [0] * len(different))
+
+
+def pair_scores(vectors: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Minus the distance between the two crops' vectors of each pair (higher = more alike)."""
+    return np.array([-np.linalg.norm(vectors[i] - vectors[j]) for i, j in pairs])
+
+
+def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *, max_negatives: int = 4000, seed: int = 0, grid: Optional[str] = None, log=print) -> dict[str, Any]:
+    from ..metrics import auc, eer
+
+    crops = tobacco_crops(root)
+    authors = [a for _, a in crops]
+    kept, pairs, labels = author_pairs(authors, max_negatives=max_negatives, seed=seed)
     result: dict[str, Any] = {
         "n_crops": len(kept),
         "n_authors": len({authors[i] for i in kept}),
-        "same_author_pairs": len(same),
-        "different_author_pairs": len(different),
+        "same_author_pairs": int(labels.sum()),
+        "different_author_pairs": int(len(labels) - labels.sum()),
         "score": "minus the distance between the two crops' vectors (one reference)",
     }
     cleaned_by: dict[str, list] = {}
@@ -219,13 +236,12 @@ def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *
         cleaned = {i: apply_cleaner(method, crops[i][0], cleaners) for i in kept}
         cleaned_by[method] = cleaned
         order = sorted(kept)
-        vectors = dict(zip(order, _vectors(artifact, [cleaned[i] for i in order])))
-        scores = np.array([-np.linalg.norm(vectors[i] - vectors[j]) for i, j in pairs])
+        scores = pair_scores(dict(zip(order, _vectors(artifact, [cleaned[i] for i in order]))), pairs)
         result[method] = {"auc": float(auc(labels, scores)), "eer": float(eer(labels, scores)[0])}
         control = ""
         if method != "none":
             removed = dict(zip(order, _vectors(artifact, [removed_ink(crops[i][0], cleaned[i]) for i in order])))
-            result[method]["auc_removed_only"] = float(auc(labels, np.array([-np.linalg.norm(removed[i] - removed[j]) for i, j in pairs])))
+            result[method]["auc_removed_only"] = float(auc(labels, pair_scores(removed, pairs)))
             control = f"  (control, only what it removed: AUC {result[method]['auc_removed_only']:.4f})"
         log(f"Tobacco-800 overlapped ({method:9s}): same-author AUC {result[method]['auc']:.4f}  EER {result[method]['eer'] * 100:.2f}%{control}")
     if grid:
@@ -291,4 +307,4 @@ def run_cleaner_evaluation(data: Sequence[str], tobacco: Optional[str], *, model
     return report
 
 
-__all__ = ["run_cleaner_evaluation", "fidelity", "removed_ink", "tobacco_crops", "dev_clean_twins", "CLEANERS"]
+__all__ = ["run_cleaner_evaluation", "fidelity", "removed_ink", "author_pairs", "pair_scores", "tobacco_crops", "dev_clean_twins", "CLEANERS"]

@@ -167,7 +167,6 @@ def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = 
         if config.init:
             network.load_state_dict(_initial_weights(config.init, config.unet_widths))
             log(f"starting from the weights of {config.init}")
-        placements = []
         if config.embedding_weight:
             from ..api import load_model
             from .task_loss import EmbeddingLoss, placement
