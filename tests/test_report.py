@@ -42,10 +42,7 @@ def test_fixed_model_report(tiny_model, toy_data, tmp_path):
     assert len(report["plots"]) >= 3 and all(p.endswith(".png") for p in report["plots"])
 
 
-def test_kfold_retraining_tests_every_writer_once(toy_data, tmp_path, capsys):
-    config = tmp_path / "fold.toml"
-    config.write_text(
-        """[train]
+TINY_FOLD_CONFIG = """[train]
 model = "resnet-attn"
 model_args = {depth = 10, base_width = 8}
 embedding_dim = 16
@@ -62,7 +59,11 @@ dev_fraction = 0.25
 preprocess = {height = 64, width = 96}
 threads = 2
 """
-    )
+
+
+def test_kfold_retraining_tests_every_writer_once(toy_data, tmp_path, capsys):
+    config = tmp_path / "fold.toml"
+    config.write_text(TINY_FOLD_CONFIG)
     out = tmp_path / "report.json"
     code = main(["evaluate", str(toy_data), "--train", str(config), "--folds", "2", "--refs", "3", "--draws", "1",
                  "--runs-dir", str(tmp_path / "runs"), "--json", str(out), "--methods", "fusion-mean,writer-threshold"])
@@ -76,3 +77,26 @@ threads = 2
         assert not set(fold["test_writers"]) & seen_writers(model)
     assert report["summary"]["writer-threshold"]["3"]["runs"] == 2
     assert "best method: R=3:" in capsys.readouterr().out
+
+
+def test_extra_training_writers_join_every_fold_but_are_never_tested(toy_data, tmp_path):
+    from helpers import write_toy_writers
+
+    other = write_toy_writers(tmp_path / "other", n_writers=5, n_genuine=6, n_forged=2)
+    extra = {r.writer_key for r in read_dataset(other).records}
+    config = tmp_path / "fold.toml"
+    config.write_text(TINY_FOLD_CONFIG)
+    quiet = {"folds": 2, "refs": (3,), "draws": 1, "methods": ("fusion-mean",), "controls": False, "log": lambda _: None}
+    report = run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(other)], runs_dir=str(tmp_path / "runs"), **quiet)
+    assert report["protocol"]["extra_train"] == [str(other)]
+    for fold in report["folds_detail"]:
+        split = load_artifact(fold["model"]).metadata["training"]["split"]
+        assert extra <= set(split["train"]) and not extra & (set(split["dev"]) | set(split["test"]))
+        assert not extra & set(fold["test_writers"])
+    # The same runs folder without the extra data: its models were trained on other writers.
+    with pytest.raises(ValueError, match="other writers"):
+        run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(tmp_path / "runs"), **quiet)
+    with pytest.raises(ValueError, match="shares writers"):
+        run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(toy_data)], runs_dir=str(tmp_path / "clash"), **quiet)
+    with pytest.raises(ValueError, match="needs --train"):
+        run_evaluation([str(toy_data)], extra_train=[str(other)], **quiet)

@@ -226,6 +226,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         plots=args.plots,
         controls=not args.no_controls,
+        extra_train=args.extra_train,
         log=lambda m: print(m, file=sys.stderr),
         **kwargs,
     )
@@ -605,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="model file (default: the shipped model)")
     evaluate.add_argument("--train", metavar="CONFIG", help="retrain on each fold's training writers from this TOML config")
     evaluate.add_argument("--folds", type=int, default=5, help="folds with --train (default 5)")
+    evaluate.add_argument("--extra-train", nargs="+", default=[], metavar="OTHER", help="with --train: datasets whose writers all join every fold's training writers (never tested)")
     evaluate.add_argument("--refs", type=int, nargs="+", default=[12], help="reference counts R (default 12)")
     evaluate.add_argument("--draws", type=int, default=3, help="random reference draws per writer (default 3)")
     evaluate.add_argument("--methods", help="comma-separated methods (default: all)")

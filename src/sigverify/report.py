@@ -12,7 +12,9 @@ Two ways to run it:
   them for a dataset it was not trained on: the cross-dataset setting);
 * with ``--train CONFIG``: k folds over the dataset's writers; each fold trains a model from the
   config on the fold's training writers, calibrates on its dev writers and is tested on the fold's
-  writers, so every writer is tested exactly once by a model that never saw it.
+  writers, so every writer is tested exactly once by a model that never saw it. ``--extra-train
+  OTHER...`` adds every writer of other datasets to each fold's training writers (never to dev or
+  test), as a model meant for DATA would be trained on whatever else is at hand.
 
 Controls, in the same report:
 
@@ -39,13 +41,24 @@ from .methods import METHODS, NEEDS_BACKGROUND
 from .models.artifact import ModelArtifact, load_artifact
 from .models.siamese import embed_images
 from .protocol import multi_reference_trials, score_trials
-from .splits import assert_writer_disjoint, fold_split
+from .splits import WriterSplit, assert_writer_disjoint, fold_split
 
 
 def seen_writers(artifact: ModelArtifact) -> set[str]:
     """Writers whose images influenced the model: its training and its calibration (dev) writers."""
     split = artifact.metadata.get("training", {}).get("split", {})
     return set(split.get("train", [])) | set(split.get("dev", []))
+
+
+def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> list[str]:
+    """Writer keys of the ``extra_train`` datasets; an error if any is also a writer of ``records``."""
+    extra: set[str] = set()
+    for root in extra_train:
+        extra |= {r.writer_key for r in read_dataset(root).records}
+    clash = extra & {r.writer_key for r in records}
+    if clash:
+        raise ValueError(f"extra training data shares writers with the evaluated data: {', '.join(sorted(clash)[:5])}")
+    return sorted(extra)
 
 
 def _probe_features(images: np.ndarray) -> np.ndarray:
@@ -325,13 +338,21 @@ def run_evaluation(
     runs_dir: str = "runs/evaluate",
     plots: Optional[str] = None,
     controls: bool = True,
+    extra_train: Sequence[str] = (),
     log=print,
 ) -> dict[str, Any]:
-    """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report."""
+    """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report.
+
+    ``extra_train`` (only with ``train_config``): datasets whose writers all join every fold's
+    training writers; none of them is ever a dev or test writer.
+    """
     started = time.perf_counter()
     records = []
     for root in data:
         records += read_dataset(root).records
+    extra_writers = extra_training_writers(records, extra_train)
+    if extra_writers and not train_config:
+        raise ValueError("extra training data needs --train CONFIG: a fixed model is not retrained")
     parts: list[dict[str, Any]] = []
     fold_info = []
     collected_scores: list[dict] = []
@@ -341,18 +362,26 @@ def run_evaluation(
         for fold in range(folds):
             config = TrainConfig.from_file(train_config)
             split = fold_split(records, folds, fold, dev_fraction=config.dev_fraction, seed=seed)
+            training_split = WriterSplit(
+                split.train + extra_writers, split.dev, split.test, seed=split.seed,
+                description=split.description + (f"; every writer of {', '.join(extra_train)} added to train" if extra_writers else ""),
+                extra={**split.extra, **({"extra_train": list(extra_train)} if extra_writers else {})},
+            )
             out = Path(runs_dir) / f"fold-{fold}"
             model_path = out / "model.safetensors"
             if not model_path.exists():
-                config.data = list(data)
+                config.data = list(data) + list(extra_train)
                 config.out = str(out)
                 out.mkdir(parents=True, exist_ok=True)
-                split.save(str(out / "fold_split.json"))
+                training_split.save(str(out / "fold_split.json"))
                 config.split_file = str(out / "fold_split.json")
                 config.name = f"fold-{fold}"
-                log(f"fold {fold}: training on {len(split.train)} writers, dev {len(split.dev)}, test {len(split.test)}")
+                log(f"fold {fold}: training on {len(training_split.train)} writers ({len(extra_writers)} of them from extra data), dev {len(split.dev)}, test {len(split.test)}")
                 train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
             artifact = load_artifact(model_path)
+            trained_on = sorted(artifact.metadata.get("training", {}).get("split", {}).get("train", []))
+            if trained_on != sorted(training_split.train):
+                raise ValueError(f"{model_path} was trained on other writers than fold {fold} asks for; use another --runs-dir")
             cache = load_or_build(records, artifact.preprocess, log=None)
             part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
             parts.append(part)
@@ -384,6 +413,7 @@ def run_evaluation(
             "refs": list(refs),
             "draws": draws,
             "folds": folds if train_config else None,
+            "extra_train": list(extra_train),
             "seed": seed,
             "mode": "k-fold retraining" if train_config else "fixed model on unseen writers",
             "threshold": "fixed on development writers (model calibration), never on test writers",
