@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every figure quoted in MODEL_CARD.md and the issue notes, from the committed models and configs.
-# Long: about two hours on the 2-core CPU. Outputs go to benchmarks/.
+# Long: about two and a half hours on the 2-core CPU. Outputs go to benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/sigverify
@@ -11,6 +11,11 @@ $S evaluate ../shared/data/sigcomp2009 --refs 1 5 --draws 3 --json benchmarks/de
 # CEDAR, 5 folds over all 55 writers, a model retrained per fold.
 $S evaluate ../shared/data/cedar --train configs/fold.toml --folds 5 --refs 1 5 12 --draws 3 \
   --runs-dir runs/cedar-5fold --json benchmarks/cedar-5fold.json --plots benchmarks/plots/cedar-5fold
+# The same with SigComp2009's writers added to every fold's training writers (never tested): 20 and 40 epochs.
+$S evaluate ../shared/data/cedar --train configs/fold.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-extra --json benchmarks/cedar-5fold-extra-sigcomp2009.json --plots benchmarks/plots/cedar-5fold-extra-sigcomp2009
+$S evaluate ../shared/data/cedar --train configs/fold-extra.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-extra40 --json benchmarks/cedar-5fold-extra-sigcomp2009-40ep.json --plots benchmarks/plots/cedar-5fold-extra-sigcomp2009-40ep
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
 [ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress
