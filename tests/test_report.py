@@ -96,6 +96,10 @@ def test_extra_training_writers_join_every_fold_but_are_never_tested(toy_data, t
     # The same runs folder without the extra data: its models were trained on other writers.
     with pytest.raises(ValueError, match="other writers"):
         run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(tmp_path / "runs"), **quiet)
+    # ... nor a runs folder trained with other settings.
+    config.write_text(TINY_FOLD_CONFIG.replace("epochs = 2", "epochs = 3"))
+    with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
+        run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(other)], runs_dir=str(tmp_path / "runs"), **quiet)
     with pytest.raises(ValueError, match="shares writers"):
         run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(toy_data)], runs_dir=str(tmp_path / "clash"), **quiet)
     with pytest.raises(ValueError, match="needs --train"):

@@ -61,6 +61,22 @@ def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> lis
     return sorted(extra)
 
 
+# Settings that say where a fold's run lives or how many cores it used, not what it learned.
+_RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes"}
+
+
+def check_fold_model(artifact: ModelArtifact, config, training_split: WriterSplit, fold: int) -> None:
+    """A fold model found in the runs folder must have been trained on this fold's training writers
+    with this config, or the report would silently mix runs."""
+    training = artifact.metadata.get("training", {})
+    if sorted(training.get("split", {}).get("train", [])) != sorted(training_split.train):
+        raise ValueError(f"{artifact.path} was trained on other writers than fold {fold} asks for; use another --runs-dir")
+    recorded, wanted = training.get("config", {}), config.to_dict()
+    differing = sorted(k for k in wanted if k not in _RUN_PLACE_KEYS and k in recorded and recorded[k] != wanted[k])
+    if differing:
+        raise ValueError(f"{artifact.path} was trained with other settings ({', '.join(differing)}) than the config asks for; use another --runs-dir")
+
+
 def _probe_features(images: np.ndarray) -> np.ndarray:
     """What a reference-blind probe sees of an image: a 30 x 44 thumbnail and a 16-bin ink histogram."""
     import cv2
@@ -379,9 +395,7 @@ def run_evaluation(
                 log(f"fold {fold}: training on {len(training_split.train)} writers ({len(extra_writers)} of them from extra data), dev {len(split.dev)}, test {len(split.test)}")
                 train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
             artifact = load_artifact(model_path)
-            trained_on = sorted(artifact.metadata.get("training", {}).get("split", {}).get("train", []))
-            if trained_on != sorted(training_split.train):
-                raise ValueError(f"{model_path} was trained on other writers than fold {fold} asks for; use another --runs-dir")
+            check_fold_model(artifact, config, training_split, fold)
             cache = load_or_build(records, artifact.preprocess, log=None)
             part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
             parts.append(part)
