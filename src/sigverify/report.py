@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from .models.artifact import ModelArtifact, load_artifact
 from .models.siamese import embed_images
 from .protocol import multi_reference_trials, score_trials
 from .splits import WriterSplit, assert_writer_disjoint, fold_split
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
 
 
 def seen_writers(artifact: ModelArtifact) -> set[str]:
@@ -65,7 +68,7 @@ def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> lis
 _RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes"}
 
 
-def check_fold_model(artifact: ModelArtifact, config, training_split: WriterSplit, fold: int) -> None:
+def check_fold_model(artifact: ModelArtifact, config: "TrainConfig", training_split: WriterSplit, fold: int) -> None:
     """A fold model found in the runs folder must have been trained on this fold's training writers
     with this config, or the report would silently mix runs."""
     training = artifact.metadata.get("training", {})
@@ -366,9 +369,9 @@ def run_evaluation(
     records = []
     for root in data:
         records += read_dataset(root).records
-    extra_writers = extra_training_writers(records, extra_train)
-    if extra_writers and not train_config:
+    if extra_train and not train_config:
         raise ValueError("extra training data needs --train CONFIG: a fixed model is not retrained")
+    extra_writers = extra_training_writers(records, extra_train)
     parts: list[dict[str, Any]] = []
     fold_info = []
     collected_scores: list[dict] = []
