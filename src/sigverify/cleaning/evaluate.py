@@ -17,6 +17,7 @@ On writers never used to train any cleaner (the verifier split's test writers):
 from __future__ import annotations
 
 import time
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -201,7 +202,7 @@ def author_pairs(authors: Sequence[str], *, max_negatives: int = 4000, seed: int
         (seeded; at most ``max_negatives`` and at most 4 per same-author pair)
     labels : ``len(pairs)`` array, 1 = same author
     """
-    counts = {a: list(authors).count(a) for a in set(authors)}
+    counts = Counter(authors)
     kept = [i for i, a in enumerate(authors) if counts[a] >= 2]
     same = [(i, j) for i, j in combinations(kept, 2) if authors[i] == authors[j]]
     rng = np.random.default_rng(seed)
