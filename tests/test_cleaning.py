@@ -259,3 +259,13 @@ def test_clutter_weight_makes_residue_on_paper_cost_more():
     extra_keep = float(_pixel_loss(keeps_line, target, noisy, 4.0) - _pixel_loss(keeps_line, target, noisy))
     extra_erase = float(_pixel_loss(erases_line, target, noisy, 4.0) - _pixel_loss(erases_line, target, noisy))
     assert extra_keep > 100 * extra_erase > 0
+
+
+def test_author_pairs_need_two_authors_with_two_crops():
+    from sigverify.cleaning.evaluate import author_pairs
+
+    kept, pairs, labels = author_pairs(["a", "b", "a", "c", "b"], seed=0)
+    assert kept == [0, 1, 2, 4] and pairs[:2] == [(0, 2), (1, 4)] and labels.tolist()[:2] == [1, 1]
+    assert all(labels[k] == 0 for k in range(2, len(pairs))) and len(pairs) == 2 + 8
+    with pytest.raises(ValueError, match="two authors"):
+        author_pairs(["a", "a", "b"])  # only one author repeats: no different-author pair among kept crops

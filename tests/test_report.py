@@ -6,7 +6,7 @@ import pytest
 
 from sigverify.cache import load_or_build
 from sigverify.cli import main
-from sigverify.datasets import read_dataset
+from sigverify.datasets import DatasetError, read_dataset
 from sigverify.methods import METHODS
 from sigverify.models.artifact import load_artifact
 from sigverify.report import evaluate_split, run_evaluation, seen_writers
@@ -102,5 +102,8 @@ def test_extra_training_writers_join_every_fold_but_are_never_tested(toy_data, t
         run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(other)], runs_dir=str(tmp_path / "runs"), **quiet)
     with pytest.raises(ValueError, match="shares writers"):
         run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(toy_data)], runs_dir=str(tmp_path / "clash"), **quiet)
+    with pytest.raises(DatasetError, match="not a folder"):
+        run_evaluation([str(toy_data)], train_config=str(config), extra_train=[str(tmp_path / "missing")], runs_dir=str(tmp_path / "missing-runs"), **quiet)
+    assert not (tmp_path / "missing-runs").exists()  # refused before any training
     with pytest.raises(ValueError, match="needs --train"):
         run_evaluation([str(toy_data)], extra_train=[str(other)], **quiet)

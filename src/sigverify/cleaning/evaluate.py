@@ -205,6 +205,8 @@ def author_pairs(authors: Sequence[str], *, max_negatives: int = 4000, seed: int
     counts = Counter(authors)
     kept = [i for i, a in enumerate(authors) if counts[a] >= 2]
     same = [(i, j) for i, j in combinations(kept, 2) if authors[i] == authors[j]]
+    if len({authors[i] for i in kept}) < 2:
+        raise ValueError("same- vs different-author pairs need two authors with at least two crops each")
     rng = np.random.default_rng(seed)
     different = []
     while len(different) < min(max_negatives, 4 * len(same)):
