@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -87,6 +87,9 @@ class TrainConfig(TomlConfig):
     cache_dir: Optional[str] = None
     name: Optional[str] = None
     use_size: bool = True  # compare measured signature sizes too (weight chosen on dev writers)
+    # A verifier file (same architecture and preprocessing) whose weights start the training, e.g. a
+    # network pretrained on synthetic writers (scripts/make_synthetic_signatures.py); None: random.
+    init: Optional[str] = None
     # Document clutter (synth.views): this share of each batch is swapped for a copy of the same
     # signature with synthetic text, lines, stamps and scanner effects, passed through the cleaners
     # named (view k uses clutter_cleaners[k % len]); 0 trains on clean scans only.
@@ -120,6 +123,23 @@ def _swap_in_clutter(x: torch.Tensor, clutter: torch.Tensor, rows: np.ndarray, p
     positions = np.flatnonzero(chosen)
     x[positions] = clutter[rows[positions], which[positions]]
     return x
+
+
+def _load_initial_weights(network: SiameseModel, path: str, preprocess_config: PreprocessConfig, log: Callable[[str], None]) -> None:
+    """Start from the weights of the verifier file ``path``; it must match the network and the
+    preprocessing exactly (a silent partial load would train something else than asked)."""
+    from .errors import ModelError
+    from .models.artifact import load_artifact
+
+    artifact = load_artifact(path)
+    if artifact.preprocess != preprocess_config:
+        raise ModelError(f"init {path}: its preprocessing {artifact.preprocess.to_dict()} differs from this training's")
+    expected, given = network.state_dict(), artifact.network.state_dict()
+    mismatched = sorted(k for k in expected if k not in given or given[k].shape != expected[k].shape) + sorted(set(given) - set(expected))
+    if mismatched:
+        raise ModelError(f"init {path}: its network does not match this training's model ({', '.join(mismatched[:5])} ...)")
+    network.load_state_dict(given)
+    log(f"initial weights from {path}")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -305,6 +325,8 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
         # The network's first FC layer must match the preprocessed canvas, whatever size it is.
         model_args.setdefault("input_size", [preprocess_config.height, preprocess_config.width])
     network = SiameseModel(config.model, model_args, pair_head=config.loss == "pair-bce")
+    if config.init and not resume:
+        _load_initial_weights(network, config.init, preprocess_config, log)
     writer_ids = {w: i for i, w in enumerate(sorted(split.train))}
     extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)) if config.loss == "signet-f" else None
     parameters = list(network.parameters()) + (list(extra_head.parameters()) if extra_head else [])

@@ -1,0 +1,74 @@
+"""Procedural signatures (synthetic writers for pretraining) and starting a training from weights."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sigverify.datasets import FORGED, GENUINE, read_dataset
+from sigverify.errors import ModelError
+from sigverify.models.artifact import load_artifact
+from sigverify.synth.signatures import synthetic_writer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_synthetic_writer_is_seeded_and_varies():
+    genuine, forged = synthetic_writer(7, n_genuine=3, n_forged=2)
+    again_genuine, again_forged = synthetic_writer(7, n_genuine=3, n_forged=2)
+    assert len(genuine) == 3 and len(forged) == 2
+    for first, second in zip(genuine + forged, again_genuine + again_forged):
+        assert first.dtype == np.uint8 and first.ndim == 2
+        np.testing.assert_array_equal(first, second)
+    for image in genuine + forged:
+        assert (image < 200).sum() > 100, "every sample has ink (the lightest pens are about 140 grey)"
+        assert np.median(image) > 200, "mostly paper"
+    assert not np.array_equal(genuine[0], genuine[1]), "a writer never signs twice alike"
+    other, _ = synthetic_writer(8, n_genuine=1, n_forged=0)
+    assert genuine[0].shape != other[0].shape or not np.array_equal(genuine[0], other[0])
+
+
+def test_make_synthetic_signatures_writes_a_generic_dataset(tmp_path):
+    out = tmp_path / "synth"
+    command = [sys.executable, str(ROOT / "scripts" / "make_synthetic_signatures.py"), str(out), "--writers", "3", "--genuine", "2", "--forged", "1", "--workers", "1"]
+    subprocess.run(command, check=True, capture_output=True)
+    records = read_dataset(out).records
+    assert len(records) == 9
+    assert len({r.writer_key for r in records}) == 3
+    assert sorted(r.label for r in records).count(GENUINE) == 6 and sum(r.label == FORGED for r in records) == 3
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode != 0 and "not empty" in refused.stderr
+
+
+def _signet_config(toy_data, out: Path, **overrides):
+    from sigverify.train import TrainConfig
+
+    settings = dict(
+        data=[str(toy_data)], out=str(out), model="signet-slim", embedding_dim=16, loss="triplet-semihard",
+        epochs=1, steps_per_epoch=2, batch_writers=4, per_writer=4, forged_per_writer=1, dev_fraction=0.25, test_fraction=0.25,
+        preprocess={"height": 80, "width": 120}, threads=2, cache_dir=str(out.parent / "cache"), use_size=False,
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_training_starts_from_init_weights_and_refuses_a_mismatch(tmp_path, toy_data, tiny_model):
+    from sigverify.train import train
+
+    start = train(_signet_config(toy_data, tmp_path / "start"), log=lambda _: None, progress=False)
+    # lr 0: the convolutions must stay exactly the initial ones (batch-norm statistics may move)
+    messages: list[str] = []
+    continued = train(_signet_config(toy_data, tmp_path / "continued", init=str(start), lr=0.0), log=messages.append, progress=False)
+    assert any("initial weights from" in m for m in messages)
+    before, after = load_artifact(start).network.state_dict(), load_artifact(continued).network.state_dict()
+    convolutions = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
+    assert convolutions and all(torch.equal(before[k], after[k]) for k in convolutions)
+
+    with pytest.raises(ModelError, match="does not match"):  # resnet-attn weights for a signet-slim
+        train(_signet_config(toy_data, tmp_path / "wrong-net", init=str(tiny_model), preprocess={"height": 64, "width": 96}), log=lambda _: None, progress=False)
+    with pytest.raises(ModelError, match="preprocessing"):
+        train(_signet_config(toy_data, tmp_path / "wrong-canvas", init=str(tiny_model)), log=lambda _: None, progress=False)
+    with pytest.raises(ModelError):
+        train(_signet_config(toy_data, tmp_path / "missing", init=str(tmp_path / "nope.safetensors")), log=lambda _: None, progress=False)
