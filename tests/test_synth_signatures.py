@@ -72,3 +72,17 @@ def test_training_starts_from_init_weights_and_refuses_a_mismatch(tmp_path, toy_
         train(_signet_config(toy_data, tmp_path / "wrong-canvas", init=str(tiny_model)), log=lambda _: None, progress=False)
     with pytest.raises(ModelError):
         train(_signet_config(toy_data, tmp_path / "missing", init=str(tmp_path / "nope.safetensors")), log=lambda _: None, progress=False)
+
+
+def test_cli_fine_tunes_the_shipped_model_and_refuses_a_mismatched_init(tmp_path, toy_data, tiny_model, capsys):
+    from sigverify.cli import main
+    from sigverify.models.artifact import read_metadata
+
+    common = [str(toy_data), "--config", str(ROOT / "configs" / "default.toml"), "--epochs", "1", "--steps-per-epoch", "1",
+              "--threads", "2", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert main(["train", *common, "--init", "default", "--out", str(tmp_path / "mine")]) == 0
+    metadata = read_metadata(tmp_path / "mine" / "model.safetensors")
+    assert metadata["training"]["config"]["init"] == "default"
+    capsys.readouterr()
+    assert main(["train", *common, "--init", str(tiny_model), "--out", str(tmp_path / "bad")]) == 2
+    assert "init" in capsys.readouterr().err

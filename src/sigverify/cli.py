@@ -129,7 +129,7 @@ TRAIN_FLAGS = {
     "decay_rate": float, "epochs": int, "steps_per_epoch": int, "batch_writers": int, "per_writer": int,
     "forged_per_writer": int, "seed": int, "split_seed": int, "dev_fraction": float, "test_fraction": float,
     "split_file": str, "embedding_dim": int, "out": str, "threads": int, "max_minutes": float, "cache_dir": str,
-    "name": str,
+    "name": str, "init": str,
 }
 
 

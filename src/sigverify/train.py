@@ -87,8 +87,9 @@ class TrainConfig(TomlConfig):
     cache_dir: Optional[str] = None
     name: Optional[str] = None
     use_size: bool = True  # compare measured signature sizes too (weight chosen on dev writers)
-    # A verifier file (same architecture and preprocessing) whose weights start the training, e.g. a
-    # network pretrained on synthetic writers (scripts/make_synthetic_signatures.py); None: random.
+    # A verifier file (same architecture and preprocessing) whose weights start the training: "default"
+    # for the shipped model (fine-tuning on your own writers), or e.g. a network pretrained on
+    # synthetic writers (scripts/make_synthetic_signatures.py); None: random initialisation.
     init: Optional[str] = None
     # Document clutter (synth.views): this share of each batch is swapped for a copy of the same
     # signature with synthetic text, lines, stamps and scanner effects, passed through the cleaners
@@ -128,10 +129,11 @@ def _swap_in_clutter(x: torch.Tensor, clutter: torch.Tensor, rows: np.ndarray, p
 def _load_initial_weights(network: SiameseModel, path: str, preprocess_config: PreprocessConfig, log: Callable[[str], None]) -> None:
     """Start from the weights of the verifier file ``path``; it must match the network and the
     preprocessing exactly (a silent partial load would train something else than asked)."""
+    from .api import default_model_path
     from .errors import ModelError
     from .models.artifact import load_artifact
 
-    artifact = load_artifact(path)
+    artifact = load_artifact(default_model_path() if path == "default" else path)
     if artifact.preprocess != preprocess_config:
         raise ModelError(f"init {path}: its preprocessing {artifact.preprocess.to_dict()} differs from this training's")
     expected, given = network.state_dict(), artifact.network.state_dict()
