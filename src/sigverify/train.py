@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from .models.losses import (
 from .models.siamese import SiameseModel, embed_images
 from .preprocess import PreprocessConfig
 from .splits import PKSampler, WriterSplit, split_writers
+
+if TYPE_CHECKING:
+    from .models.artifact import ModelArtifact
 
 
 @dataclass
@@ -126,9 +129,9 @@ def _swap_in_clutter(x: torch.Tensor, clutter: torch.Tensor, rows: np.ndarray, p
     return x
 
 
-def _load_initial_weights(network: SiameseModel, path: str, preprocess_config: PreprocessConfig, log: Callable[[str], None]) -> None:
-    """Start from the weights of the verifier file ``path``; it must match the network and the
-    preprocessing exactly (a silent partial load would train something else than asked)."""
+def _initial_artifact(path: str, preprocess_config: PreprocessConfig) -> "ModelArtifact":
+    """The verifier file a training starts from (``"default"``: the shipped one), read before any data
+    so that a wrong path or preprocessing fails at once."""
     from .api import default_model_path
     from .errors import ModelError
     from .models.artifact import load_artifact
@@ -136,12 +139,19 @@ def _load_initial_weights(network: SiameseModel, path: str, preprocess_config: P
     artifact = load_artifact(default_model_path() if path == "default" else path)
     if artifact.preprocess != preprocess_config:
         raise ModelError(f"init {path}: its preprocessing {artifact.preprocess.to_dict()} differs from this training's")
-    expected, given = network.state_dict(), artifact.network.state_dict()
+    return artifact
+
+
+def _load_initial_weights(network: SiameseModel, initial: "ModelArtifact", path: str) -> None:
+    """Copy the initial artifact's weights into ``network``; every tensor must match (a silent
+    partial load would train something else than asked)."""
+    from .errors import ModelError
+
+    expected, given = network.state_dict(), initial.network.state_dict()
     mismatched = sorted(k for k in expected if k not in given or given[k].shape != expected[k].shape) + sorted(set(given) - set(expected))
     if mismatched:
         raise ModelError(f"init {path}: its network does not match this training's model ({', '.join(mismatched[:5])} ...)")
     network.load_state_dict(given)
-    log(f"initial weights from {path}")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -303,6 +313,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
         raise ValueError("no training data given")
 
     preprocess_config = PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig()
+    initial = _initial_artifact(config.init, preprocess_config) if config.init and not resume else None
     records = []
     for root in config.data:
         records += read_dataset(root).records
@@ -327,8 +338,9 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
         # The network's first FC layer must match the preprocessed canvas, whatever size it is.
         model_args.setdefault("input_size", [preprocess_config.height, preprocess_config.width])
     network = SiameseModel(config.model, model_args, pair_head=config.loss == "pair-bce")
-    if config.init and not resume:
-        _load_initial_weights(network, config.init, preprocess_config, log)
+    if initial is not None:
+        _load_initial_weights(network, initial, str(config.init))
+        log(f"initial weights from {config.init}")
     writer_ids = {w: i for i, w in enumerate(sorted(split.train))}
     extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)) if config.loss == "signet-f" else None
     parameters = list(network.parameters()) + (list(extra_head.parameters()) if extra_head else [])
