@@ -8,11 +8,11 @@ PNGs declaring 150 dpi. Writer ``i`` is generated from seed ``seed * 1_000_000 +
 command always writes the same images. The output is training data for pretraining
 (``init`` in a training config); no real writer is in it, so it can start any fold's training.
 
-Measured so far (stop 16, seed 0, the 14 dev writers of the shipped split only): pretraining on 1,200
-synthetic writers then fine-tuning with the shipped recipe, and 200 synthetic writers mixed into the
-shipped recipe's training writers, gave one-reference dev EER (with size) 17.5 and 17.0 % against
-18.6 % (seed 0) and 17.8 % (seed 1) for the shipped recipe, but five-reference writer-threshold 15.3
-and 13.9 % against 11.7 and 12.6 % - no clear gain, so the shipped model does not use it.
+Measured so far (stop 16, the 14 dev writers of the shipped split only): pretraining on 1,200
+synthetic writers (configs/synth-pretrain.toml), then the shipped recipe from it
+(configs/default-synth-init.toml), over four runs: one-reference dev EER (with size) 17.70 % and
+five-reference writer-threshold 14.11 % on average, against 17.95 % and 12.58 % for three seeds of the
+shipped recipe - no gain, so the shipped model does not use it.
 """
 
 from __future__ import annotations
