@@ -11,7 +11,8 @@ near-constant stroke width (slow drawing), pen lifts and blunt ends. Ink and pap
 drawn per image from the same distribution for both classes, so that the pen never tells them apart.
 
 Everything is a pure function of the seed. Images are uint8 greyscale, 255 = paper, sized like a
-CEDAR scan (about 150 dpi).
+CEDAR scan (about 150 dpi). As pretraining for the shipped recipe they gave no gain on development
+writers (MODEL_CARD.md, "Fine-tuning and synthetic writers"); the shipped model does not use them.
 """
 
 from __future__ import annotations
