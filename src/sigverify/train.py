@@ -146,11 +146,13 @@ def _load_initial_weights(network: SiameseModel, initial: "ModelArtifact", path:
     """Copy the initial artifact's weights into ``network``; every tensor must match (a silent
     partial load would train something else than asked)."""
     from .errors import ModelError
+    from .models.artifact import check_state_dict
 
-    expected, given = network.state_dict(), initial.network.state_dict()
-    mismatched = sorted(k for k in expected if k not in given or given[k].shape != expected[k].shape) + sorted(set(given) - set(expected))
-    if mismatched:
-        raise ModelError(f"init {path}: its network does not match this training's model ({', '.join(mismatched[:5])} ...)")
+    given = initial.network.state_dict()
+    try:
+        check_state_dict(path, network.state_dict(), given, network.architecture)
+    except ModelError as exc:
+        raise ModelError(f"init: its network does not match this training's model - {exc}") from None
     network.load_state_dict(given)
 
 

@@ -238,12 +238,11 @@ def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *
     for method in methods:
         cleaned = {i: apply_cleaner(method, crops[i][0], cleaners) for i in kept}
         cleaned_by[method] = cleaned
-        order = sorted(kept)
-        scores = pair_scores(dict(zip(order, _vectors(artifact, [cleaned[i] for i in order]))), pairs)
+        scores = pair_scores(dict(zip(kept, _vectors(artifact, [cleaned[i] for i in kept]))), pairs)
         result[method] = {"auc": float(auc(labels, scores)), "eer": float(eer(labels, scores)[0])}
         control = ""
         if method != "none":
-            removed = dict(zip(order, _vectors(artifact, [removed_ink(crops[i][0], cleaned[i]) for i in order])))
+            removed = dict(zip(kept, _vectors(artifact, [removed_ink(crops[i][0], cleaned[i]) for i in kept])))
             result[method]["auc_removed_only"] = float(auc(labels, pair_scores(removed, pairs)))
             control = f"  (control, only what it removed: AUC {result[method]['auc_removed_only']:.4f})"
         log(f"Tobacco-800 overlapped ({method:9s}): same-author AUC {result[method]['auc']:.4f}  EER {result[method]['eer'] * 100:.2f}%{control}")
