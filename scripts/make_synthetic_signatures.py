@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.writers < 1 or args.genuine < 2 or args.forged < 0 or args.workers < 1:
+        parser.error("need --writers >= 1, --genuine >= 2 (training pairs two genuine signatures), --forged >= 0, --workers >= 1")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty; choose a new folder")

@@ -41,6 +41,10 @@ def test_make_synthetic_signatures_writes_a_generic_dataset(tmp_path):
     assert sorted(r.label for r in records).count(GENUINE) == 6 and sum(r.label == FORGED for r in records) == 3
     refused = subprocess.run(command, capture_output=True, text=True)
     assert refused.returncode != 0 and "not empty" in refused.stderr
+    for flag, value in (("--writers", "0"), ("--genuine", "1"), ("--forged", "-1")):
+        bad = subprocess.run([*command[:2], str(tmp_path / "synth2"), "--writers", "3", "--genuine", "2", "--workers", "1", flag, value], capture_output=True, text=True)
+        assert bad.returncode == 2 and "need --writers" in bad.stderr
+    assert not (tmp_path / "synth2").exists()
 
 
 def _signet_config(toy_data, out: Path, **overrides):
