@@ -26,7 +26,7 @@ import torch
 from .calibration import pick_entry, to_probability
 from .errors import InvalidImage, ModelError, NoSignatureFound, ReferencesError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
-from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, distances, raw_scores
+from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, raw_scores
 from .models.artifact import ModelArtifact, load_artifact
 from .preprocess import preprocess_with_size
 
@@ -355,7 +355,7 @@ def verify(
         seen.setdefault(prepared.pixel_hash, index)
     distance_threshold = artifact.thresholds.get("distance")
     if n_refs >= 3 and distance_threshold is not None:
-        pairwise = distances(refs, refs)
+        pairwise = artifact.comparator.matrix(refs, refs)
         mean_to_others = pairwise.sum(1) / (n_refs - 1)
         outliers = [i for i in range(n_refs) if mean_to_others[i] > distance_threshold]
         if outliers:
@@ -377,13 +377,13 @@ def verify(
     background = artifact.background if method in NEEDS_BACKGROUND else None
     if method in NEEDS_BACKGROUND and background is None:
         raise ModelError(f"model {artifact.name} has no background set for {method}")
-    raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0)
+    raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0, comparator=artifact.comparator)
     calibration = artifact.calibration if calibration is None else calibration
     entry = pick_entry(calibration, effective_method, n_refs)
     score = float(to_probability(entry, raw)[0])
     decision_threshold = float(entry["threshold"] if threshold is None else threshold)
     single_entry = pick_entry(calibration, "single", 1)
-    per_reference = [float(p) for p in to_probability(single_entry, -distances(query_embedding, refs)[0])]
+    per_reference = [float(p) for p in to_probability(single_entry, -artifact.comparator.matrix(query_embedding, refs)[0])]
 
     decision = _decide(score, decision_threshold, inconclusive_band)
     if flags:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .datasets import Record
-from .methods import METHODS, NEEDS_BACKGROUND
+from .methods import EUCLIDEAN, METHODS, NEEDS_BACKGROUND, Comparator
 from .metrics import eer
 from .protocol import Trial, multi_reference_trials, score_trials
 
@@ -79,10 +79,12 @@ def calibrate_methods(
     kind: str = "logistic",
     content_ids: Optional[Sequence[str]] = None,
     query_vectors: Optional[Callable[[Trial, np.ndarray], np.ndarray]] = None,
+    comparator: Comparator = EUCLIDEAN,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Fit ``{method: {str(R): entry}}`` on dev writers' embeddings (``records`` are dev writers only).
 
-    ``query_vectors``: per-trial query vectors, as in :func:`sigverify.protocol.score_trials`."""
+    ``query_vectors``: per-trial query vectors, as in :func:`sigverify.protocol.score_trials`;
+    ``comparator``: the model's distance."""
     calibration: dict[str, dict[str, dict[str, Any]]] = {}
     for n_refs in refs:
         trial_set = multi_reference_trials(records, n_refs, draws=draws, seed=seed, content_ids=content_ids)
@@ -91,7 +93,7 @@ def calibrate_methods(
         for method in methods:
             if method in NEEDS_BACKGROUND and background is None:
                 continue
-            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, query_vectors=query_vectors)
+            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, query_vectors=query_vectors, comparator=comparator)
             if scored is None or len(set(scored.labels.tolist())) < 2:
                 continue
             entry = fit_entry(scored.labels, scored.kinds, scored.scores, kind)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from .datasets import GENUINE, Record
+
+if TYPE_CHECKING:
+    from .methods import Comparator
 
 
 @dataclass
@@ -81,9 +84,12 @@ def single_reference_pairs(
     )
 
 
-def distance_scores(embeddings: np.ndarray, pairs: ScoredPairs) -> np.ndarray:
-    """Similarity = minus the Euclidean distance of each pair's embeddings."""
-    return -np.linalg.norm(embeddings[pairs.first] - embeddings[pairs.second], axis=1)
+def distance_scores(embeddings: np.ndarray, pairs: ScoredPairs, comparator: Optional["Comparator"] = None) -> np.ndarray:
+    """Similarity = minus the distance of each pair's vectors (Euclidean unless the model's
+    ``comparator`` is given)."""
+    if comparator is None:
+        return -np.linalg.norm(embeddings[pairs.first] - embeddings[pairs.second], axis=1)
+    return -comparator.paired(embeddings[pairs.first], embeddings[pairs.second])
 
 
 # --------------------------------------------------------------------------- multi-reference report

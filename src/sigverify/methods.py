@@ -18,7 +18,7 @@ raw scores, higher = more likely genuine. Raw scores are then calibrated to prob
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Protocol
 
 import numpy as np
 
@@ -40,11 +40,42 @@ def distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(squared, 0, None))
 
 
-def reference_spread(references: np.ndarray) -> float:
+class Comparator(Protocol):
+    """How a model compares two signatures' vectors: a distance, small for the same writer's genuine
+    signatures. Plain models use :data:`EUCLIDEAN`; a model with a learned local head supplies its
+    own (:class:`sigverify.models.local.LearnedDistance`)."""
+
+    def matrix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """``len(first) x len(second)`` distances."""
+
+    def paired(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Distances of row i of ``first`` to row i of ``second`` (``N``)."""
+
+    def global_part(self, vectors: np.ndarray) -> np.ndarray:
+        """The part of the vectors a writer-dependent classifier sees (embedding [+ size])."""
+
+
+class Euclidean:
+    """Euclidean distance between whole vectors (embedding [+ weighted size])."""
+
+    def matrix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return distances(first, second)
+
+    def paired(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(first - second, axis=1)
+
+    def global_part(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors
+
+
+EUCLIDEAN = Euclidean()
+
+
+def reference_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN) -> float:
     """Mean pairwise distance among a writer's references (0 for a single reference)."""
     if len(references) < 2:
         return 0.0
-    d = distances(references, references)
+    d = comparator.matrix(references, references)
     return float(d[np.triu_indices(len(references), 1)].mean())
 
 
@@ -56,6 +87,7 @@ def raw_scores(
     background: Optional[np.ndarray] = None,
     vote_distance: Optional[float] = None,
     seed: int = 0,
+    comparator: Comparator = EUCLIDEAN,
 ) -> np.ndarray:
     """Raw scores of ``queries`` (``Q x D``) against one writer's ``references`` (``R x D``).
 
@@ -65,6 +97,8 @@ def raw_scores(
         ``B x D`` genuine embeddings of other writers (never the evaluated ones); WD methods only.
     vote_distance
         The one-reference distance threshold, for ``vote``.
+    comparator
+        The model's distance (:data:`EUCLIDEAN` unless the model has a learned local head).
 
     Returns
     -------
@@ -75,7 +109,7 @@ def raw_scores(
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     if len(references) == 0:
         raise ValueError("no references")
-    d = distances(queries, references)  # Q x R
+    d = comparator.matrix(queries, references)  # Q x R
     if method == "single":
         return -d[:, 0]
     if method in FUSIONS:
@@ -88,10 +122,10 @@ def raw_scores(
         if len(references) < 2:
             raise ValueError("writer-threshold needs at least 2 references")
         nearest = np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, d.shape[1])]
-        return -nearest.mean(axis=1) / max(reference_spread(references), 1e-6)
+        return -nearest.mean(axis=1) / max(reference_spread(references, comparator), 1e-6)
     if background is None or len(background) == 0:
         raise ValueError(f"{method} needs a background set of other writers' embeddings")
-    return _writer_dependent(method, references, queries, background, seed)
+    return _writer_dependent(method, comparator.global_part(references), comparator.global_part(queries), comparator.global_part(background), seed)
 
 
 def _writer_dependent(method: str, references: np.ndarray, queries: np.ndarray, background: np.ndarray, seed: int) -> np.ndarray:

@@ -160,7 +160,7 @@ def evaluate_split(
         for method in methods:
             if method in NEEDS_BACKGROUND and background is None:
                 continue
-            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance)
+            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, comparator=artifact.comparator)
             if scored is None or method not in calibration:
                 continue
             entry = pick_entry(calibration, method, n_refs)
@@ -193,7 +193,7 @@ def evaluate_split(
         shuffle_refs = max(refs)
         shuffled = multi_reference_trials(records, shuffle_refs, draws=draws, seed=seed + 1, content_ids=ids, shuffle_references=True)
         if shuffled.trials and "fusion-mean" in calibration:
-            scored = score_trials(shuffled, embeddings, "fusion-mean")
+            scored = score_trials(shuffled, embeddings, "fusion-mean", comparator=artifact.comparator)
             entry = pick_entry(calibration, "fusion-mean", shuffle_refs)
             probabilities = to_probability(entry, scored.scores)
             control["shuffled_references"] = {
@@ -215,7 +215,7 @@ def one_reference_figures(artifact: ModelArtifact, vectors: np.ndarray, records,
 
     entry = pick_entry(artifact.calibration, "single", 1)
     pairs = single_reference_pairs(records, content_ids=content_ids, seed=0)
-    scores = to_probability(entry, distance_scores(vectors, pairs))
+    scores = to_probability(entry, distance_scores(vectors, pairs, artifact.comparator))
     figures: dict[str, Any] = {"threshold": entry["threshold"], "pairs": {k: int((pairs.kinds == k).sum()) for k in ("genuine", "skilled", "random")}}
     for kind in ("skilled", "random"):
         mask = (pairs.kinds == "genuine") | (pairs.kinds == kind)

@@ -100,6 +100,12 @@ class TrainConfig(TomlConfig):
     clutter_probability: float = 0.0
     clutter_views: int = 2
     clutter_cleaners: list[str] = field(default_factory=lambda: ["unet"])
+    # loss "local-pair" only: the local comparison head's arguments (projected, hidden; see
+    # models.local.LocalComparator), the learning rate of the network under it relative to ``lr``,
+    # and the genuine pairs of two writers added to each batch's same-writer pairs.
+    local_head: dict[str, Any] = field(default_factory=dict)
+    trunk_lr_scale: float = 1.0
+    local_random_pairs: int = 64
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -111,6 +117,13 @@ class TrainConfig(TomlConfig):
         unknown = [c for c in self.clutter_cleaners if c not in CLEANERS]
         if unknown or not self.clutter_cleaners:
             raise ValueError(f"clutter_cleaners must name cleaners among {', '.join(CLEANERS)}, not {self.clutter_cleaners}")
+        unknown = sorted(set(self.local_head) - {"projected", "hidden"})
+        if unknown:
+            raise ValueError(f"local_head takes projected and hidden, not {', '.join(unknown)}")
+        if self.local_head and self.loss != "local-pair":
+            raise ValueError('local_head is used by loss "local-pair" only')
+        if self.trunk_lr_scale < 0 or self.local_random_pairs < 0:
+            raise ValueError("trunk_lr_scale and local_random_pairs must not be negative")
 
     @property
     def batch_size(self) -> int:
@@ -144,16 +157,21 @@ def _initial_artifact(path: str, preprocess_config: PreprocessConfig) -> "ModelA
 
 def _load_initial_weights(network: SiameseModel, initial: "ModelArtifact", path: str) -> None:
     """Copy the initial artifact's weights into ``network``; every tensor must match (a silent
-    partial load would train something else than asked)."""
+    partial load would train something else than asked). The one exception: a local comparison head
+    that the initial model lacks starts fresh on top of its weights."""
     from .errors import ModelError
     from .models.artifact import check_state_dict
 
     given = initial.network.state_dict()
+    expected = network.state_dict()
+    fresh_local = network.local is not None and initial.network.local is None
+    if fresh_local:
+        expected = {k: v for k, v in expected.items() if not k.startswith("local.")}
     try:
-        check_state_dict(path, network.state_dict(), given, network.architecture)
+        check_state_dict(path, expected, given, network.architecture)
     except ModelError as exc:
         raise ModelError(f"init: its network does not match this training's model - {exc}") from None
-    network.load_state_dict(given)
+    network.load_state_dict(given, strict=not fresh_local)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -176,14 +194,27 @@ def _labels_for(cache: Cache, indices: Sequence[int], writer_ids: dict[str, int]
     return torch.tensor(labels, dtype=torch.long)
 
 
+def _local_pair_loss(network: SiameseModel, cache: Cache, batch, writer_ids: dict[str, int], descriptors: torch.Tensor, embeddings: torch.Tensor, random_pairs: int, generator: torch.Generator) -> torch.Tensor:
+    """The local head's loss on the batch's pairs; a forgery belongs to the writer it imitates."""
+    from .models.local import batch_pairs, comparator_loss
+
+    writer = np.array([writer_ids[cache.records[i].writer_key] for i in batch])
+    genuine = np.array([cache.records[i].label == GENUINE for i in batch])
+    # Drawn from the saved torch generator, so a resumed run picks the same pairs.
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    first, second, target = batch_pairs(writer, genuine, random_pairs=random_pairs, rng=rng)
+    return comparator_loss(network.local, descriptors, embeddings, first, second, target)
+
+
 def dev_metrics(network: SiameseModel, cache: Cache, dev_indices: np.ndarray, *, bf16: bool, seed: int = 0) -> dict[str, float]:
-    """One-reference dev metrics: EER genuine vs skilled, genuine vs random, AUC."""
+    """One-reference dev metrics: EER genuine vs skilled, genuine vs random, AUC (with the learned
+    distance for a model with a local head)."""
     records = [cache.records[i] for i in dev_indices]
     all_ids = cache.content_ids()
     ids = [all_ids[i] for i in dev_indices]
-    embeddings = embed_images(network, cache.images[dev_indices], bf16=bf16)
+    embeddings = embed_images(network, cache.images[dev_indices], bf16=bf16, with_local=network.local is not None)
     pairs = single_reference_pairs(records, content_ids=ids, seed=seed)
-    scores = distance_scores(embeddings, pairs)
+    scores = distance_scores(embeddings, pairs, network_comparator(network, size_weight=0.0))
     result = verification_metrics(pairs.labels, scores, kinds=pairs.kinds)
     result.pop("confusion", None)
     return result
@@ -195,21 +226,48 @@ def selection_key(metrics: dict[str, float]) -> float:
 
 
 SIZE_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+# With a learned local head the size distance is subtracted from the pair logit: weights in logit units.
+SIZE_WEIGHTS_LOCAL = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, weights=SIZE_WEIGHTS) -> tuple[float, dict]:
+def network_comparator(network: SiameseModel, *, size_weight: float):
+    """The distance the decision methods use for this network's vectors: Euclidean, or its learned
+    local-head distance (with the global part = embedding [+ weighted size])."""
+    from .methods import EUCLIDEAN
+    from .models.local import LearnedDistance
+
+    if network.local is None:
+        return EUCLIDEAN
+    return LearnedDistance(network.local, network.embedding_dim, 3 if size_weight else 0)
+
+
+def with_sizes(embedded: np.ndarray, sizes: np.ndarray, weight: float, embedding_dim: int) -> np.ndarray:
+    """Insert the weighted sizes after the embedding (before any local descriptor)."""
+    if not weight:
+        return embedded
+    return np.concatenate([embedded[:, :embedding_dim], weight * sizes, embedded[:, embedding_dim:]], axis=1)
+
+
+def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, weights=None, network: Optional[SiameseModel] = None) -> tuple[float, dict]:
     """Weight of the measured size in the compared vectors, chosen on dev writers: the one with the
-    lowest mean of the one-reference EER and the five-reference writer-threshold EER (skilled)."""
+    lowest mean of the one-reference EER and the five-reference writer-threshold EER (skilled).
+    ``network``: needed when ``embeddings`` carry local descriptors (its learned distance)."""
+    from .methods import EUCLIDEAN
     from .protocol import multi_reference_trials, score_trials
 
     pairs = single_reference_pairs(records, content_ids=content_ids, seed=0)
     trials = multi_reference_trials(records, 5, draws=2, seed=0, content_ids=content_ids)
     table = {}
+    local = network is not None and network.local is not None
+    if weights is None:
+        weights = SIZE_WEIGHTS_LOCAL if local else SIZE_WEIGHTS
+    embedding_dim = network.embedding_dim if network is not None else embeddings.shape[1]
     for weight in weights:
-        vectors = np.concatenate([embeddings, weight * sizes], axis=1) if weight else embeddings
+        vectors = with_sizes(embeddings, sizes, weight, embedding_dim)
+        comparator = network_comparator(network, size_weight=weight) if network is not None else EUCLIDEAN
         chosen = (pairs.kinds == "genuine") | (pairs.kinds == ("skilled" if (pairs.kinds == "skilled").any() else "random"))
-        one = eer(pairs.labels[chosen], distance_scores(vectors, pairs)[chosen])[0]
-        scored = score_trials(trials, vectors, "writer-threshold")
+        one = eer(pairs.labels[chosen], distance_scores(vectors, pairs, comparator)[chosen])[0]
+        scored = score_trials(trials, vectors, "writer-threshold", comparator=comparator)
         if scored is not None:
             mask = (scored.kinds == "genuine") | (scored.kinds == ("skilled" if (scored.kinds == "skilled").any() else "random"))
             five = eer(scored.labels[mask], scored.scores[mask])[0]
@@ -247,17 +305,21 @@ def calibrate_network(
     all_ids = cache.content_ids()
     dev_records = [cache.records[i] for i in dev_idx]
     dev_ids = [all_ids[i] for i in dev_idx]
-    dev_embeddings = embed_images(network, cache.images[dev_idx], bf16=bf16)
+    dev_embeddings = embed_images(network, cache.images[dev_idx], bf16=bf16, with_local=network.local is not None)
     size_weight, size_table = (0.0, {})
     if use_size:
-        size_weight, size_table = choose_size_weight(dev_embeddings, cache.sizes[dev_idx], dev_records, dev_ids)
-    dev_vectors = np.concatenate([dev_embeddings, size_weight * cache.sizes[dev_idx]], axis=1) if size_weight else dev_embeddings
-    single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids)
+        size_weight, size_table = choose_size_weight(dev_embeddings, cache.sizes[dev_idx], dev_records, dev_ids, network=network)
+    dev_vectors = with_sizes(dev_embeddings, cache.sizes[dev_idx], size_weight, network.embedding_dim)
+    comparator = network_comparator(network, size_weight=size_weight)
+    single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids, comparator=comparator)
     distance_threshold = -single["single"]["1"]["threshold_raw"]
     train_records = [cache.records[i] for i in train_idx]
     background_idx = train_idx[background_sample(train_records)]
-    background = signature_vectors(network, cache.images[background_idx], cache.sizes[background_idx], size_weight, bf16=bf16)
-    calibration = calibrate_methods(dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids)
+    # The writer-dependent classifiers see the global part only: no local descriptors stored here.
+    background = comparator.global_part(signature_vectors(network, cache.images[background_idx], cache.sizes[background_idx], size_weight, bf16=bf16))
+    calibration = calibrate_methods(
+        dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids, comparator=comparator
+    )
     log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}; "
         f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures")
     return {"distance": float(distance_threshold)}, calibration, background, size_weight, size_table
@@ -339,14 +401,23 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     if config.model in FIXED_INPUT_BACKBONES:
         # The network's first FC layer must match the preprocessed canvas, whatever size it is.
         model_args.setdefault("input_size", [preprocess_config.height, preprocess_config.width])
-    network = SiameseModel(config.model, model_args, pair_head=config.loss == "pair-bce")
+    local_args = None
+    if config.loss == "local-pair":
+        channels, height, width = SiameseModel(config.model, model_args).map_shape((preprocess_config.height, preprocess_config.width))
+        local_args = {"channels": channels, "map_size": [height, width], **config.local_head}
+    network = SiameseModel(config.model, model_args, pair_head=config.loss == "pair-bce", local_head=local_args)
     if initial is not None:
         _load_initial_weights(network, initial, str(config.init))
         log(f"initial weights from {config.init}")
     writer_ids = {w: i for i, w in enumerate(sorted(split.train))}
     extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)) if config.loss == "signet-f" else None
     parameters = list(network.parameters()) + (list(extra_head.parameters()) if extra_head else [])
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    local_parameters = list(network.local.parameters()) if network.local is not None else []
+    local_ids = {id(p) for p in local_parameters}
+    groups = [{"params": [p for p in parameters if id(p) not in local_ids], "lr_scale": config.trunk_lr_scale if local_parameters else 1.0}]
+    if local_parameters:
+        groups.append({"params": local_parameters, "lr_scale": 1.0})
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     sampler = PKSampler(cache.records, config.batch_writers, config.per_writer, forged_per_writer=config.forged_per_writer, subset=train_idx, seed=config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     augment_config = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment_args.items()})
@@ -393,7 +464,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
         for _ in bar:
             batch = next(batch_iterator)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
+                group["lr"] = learning_rate(config, step) * group.get("lr_scale", 1.0)
             x = images[batch]
             if clutter is not None:
                 x = _swap_in_clutter(x, clutter, clutter_row[batch], config.clutter_probability, generator)
@@ -402,9 +473,14 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
                 x = augment_batch(x, augment_config, generator)
             labels = _labels_for(cache, batch, writer_ids)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                raw = network(x)
+                if network.local is not None:
+                    raw, descriptors = network.forward_local(x)
+                else:
+                    raw = network(x)
             embeddings = torch.nn.functional.normalize(raw.float(), dim=1)
-            if triplet_loss is not None:
+            if network.local is not None:
+                loss = _local_pair_loss(network, cache, batch, writer_ids, descriptors.float(), embeddings, config.local_random_pairs, generator)
+            elif triplet_loss is not None:
                 loss = triplet_loss(embeddings, labels, config.margin)
             elif config.loss == "contrastive":
                 loss = batch_contrastive_loss(embeddings, labels, config.margin)

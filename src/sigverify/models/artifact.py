@@ -4,7 +4,7 @@ metadata needed to rebuild and trust the model. Loading never unpickles anything
 Metadata (``sigverify`` key of the safetensors header), format 1::
 
     format, sigverify_version, name, created
-    architecture: {"name": ..., "args": {...}}, embedding_dim, pair_head
+    architecture: {"name": ..., "args": {...}}, embedding_dim, pair_head, local_head (its arguments, if any)
     preprocess: PreprocessConfig.to_dict()
     training: data, split (train/dev/test writer keys), seed, command, config, epochs, wall time, machine
     thresholds: {"distance": ..., ...}     decision thresholds fixed on development writers
@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ import torch
 from ..errors import ModelError
 from ..preprocess import PreprocessConfig
 from .siamese import SiameseModel
+
+if TYPE_CHECKING:
+    from ..methods import Comparator
 
 FORMAT_VERSION = 1
 METADATA_KEY = "sigverify"
@@ -41,6 +44,7 @@ class ModelArtifact:
     path: Optional[str] = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     preprocess: PreprocessConfig = field(init=False)
+    _learned: Optional[Any] = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
@@ -60,9 +64,27 @@ class ModelArtifact:
         return float(self.metadata.get("size_weight", 0.0))
 
     @property
-    def vector_dim(self) -> int:
-        """Length of the vectors :func:`sigverify.represent` returns for this model."""
+    def global_dim(self) -> int:
+        """Length of the embedding plus, when the model uses size, the weighted size (3 values)."""
         return self.network.embedding_dim + (3 if self.size_weight else 0)
+
+    @property
+    def vector_dim(self) -> int:
+        """Length of the vectors :func:`sigverify.represent` returns for this model (the local
+        descriptor follows the global part for models with a local head)."""
+        return self.global_dim + self.network.descriptor_dim
+
+    @property
+    def comparator(self) -> "Comparator":
+        """How this model's vectors are compared: Euclidean, or the learned local-head distance."""
+        from ..methods import EUCLIDEAN
+        from .local import LearnedDistance
+
+        if self.network.local is None:
+            return EUCLIDEAN
+        if self._learned is None:
+            self._learned = LearnedDistance(self.network.local, self.network.embedding_dim, self.global_dim - self.network.embedding_dim)
+        return self._learned
 
     def vectors(self, images: np.ndarray, sizes: Optional[np.ndarray], *, bf16: bool = True, tta: bool = False) -> np.ndarray:
         """Embeddings (and weighted sizes) of preprocessed images: what the methods compare."""
@@ -157,6 +179,10 @@ def save_model(
     meta["architecture"] = {"name": network.architecture, "args": network.architecture_args}
     meta["embedding_dim"] = network.embedding_dim
     meta["pair_head"] = network.pair_head is not None
+    if network.local_head_args:
+        meta["local_head"] = network.local_head_args
+    else:
+        meta.pop("local_head", None)
     meta["extras"] = sorted(extras or {})
     tensors = dict(network.state_dict())
     tensors.update({EXTRA_PREFIX + k: torch.as_tensor(v) for k, v in (extras or {}).items()})
@@ -205,7 +231,9 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         raise ModelError(f"{path}: extra tensors {sorted(extras)} differ from the declared {metadata.get('extras', [])}")
     architecture = metadata["architecture"]
     try:
-        network = SiameseModel(architecture["name"], architecture.get("args", {}), pair_head=bool(metadata.get("pair_head")))
+        network = SiameseModel(
+            architecture["name"], architecture.get("args", {}), pair_head=bool(metadata.get("pair_head")), local_head=metadata.get("local_head")
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: cannot build declared architecture {architecture!r}: {exc}") from None
     if network.embedding_dim != metadata["embedding_dim"]:

@@ -92,6 +92,11 @@ class SigNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw embedding ``N x D``, last convolutional maps before the final pooling ``N x C x h x w``)."""
+        maps = self.features[:-1](x)
+        return self.head(self.features[-1](maps)), maps
+
 
 class SpatialAttention(nn.Module):
     """Spatial attention (CBAM style): a 7x7 conv over channel-mean and channel-max maps gives a
@@ -210,6 +215,13 @@ class ResNetAttention(nn.Module):
             x = attention(stage(x))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.fc(self.dropout(x))
+
+    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw embedding ``N x D``, the last stage's maps ``N x C x h x w``)."""
+        x = self.stem(x)
+        for stage, attention in zip(self.stages, self.attentions):
+            x = attention(stage(x))
+        return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))), x
 
 
 def _signet(**kwargs) -> nn.Module:

@@ -154,4 +154,6 @@ TRIPLET_LOSSES = {
     "triplet-semihard": triplet_semihard,
     "triplet-hard": triplet_hard,
 }
-LOSSES = ("contrastive", *TRIPLET_LOSSES, "pair-bce", "signet-f")
+# "local-pair": binary cross-entropy of a learned local comparison head (models.local) on the pairs of
+# each batch; the embedding is trained through it (usually fine-tuned from a trained one, ``init``).
+LOSSES = ("contrastive", *TRIPLET_LOSSES, "pair-bce", "signet-f", "local-pair")

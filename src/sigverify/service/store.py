@@ -486,7 +486,7 @@ class Store:
                 except (NoReferences, ModelVersionMismatch):
                     continue
                 refs = np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in references])
-                raw = raw_scores("fusion-mean", refs, query_embedding)
+                raw = raw_scores("fusion-mean", refs, query_embedding, comparator=self.artifact.comparator)
                 entry = pick_entry(self.artifact.calibration, "fusion-mean", len(refs))
                 candidates.append({"writer_id": writer.id, "name": writer.name, "score": float(to_probability(entry, raw)[0]), "n_references": len(refs)})
             candidates.sort(key=lambda c: -c["score"])

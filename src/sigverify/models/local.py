@@ -1,0 +1,161 @@
+"""Learned local comparison: a head that compares two signatures' convolutional feature maps.
+
+The Siamese twin's embedding throws away *where* strokes are; a skilled forgery often has the right
+overall shape with the wrong local detail. :class:`LocalComparator` keeps the last convolutional maps
+of the shared trunk (SigNet: ``C x 8 x 12`` for a 150 x 220 canvas), projects them to a few channels
+(the per-signature *local descriptor*, stored beside the embedding), and learns a pair score from the
+two descriptors side by side (``|a - b|``, ``a * b``, ``(a + b) / 2`` -> two 3x3 convolutions ->
+mean and max pooling -> one logit), added to a learned affine function of the embedding distance.
+Both orders are averaged, so the score is symmetric. The learned distance is ``softplus(-logit)``
+(``-log P(same writer's genuine pair)``): non-negative, small for genuine pairs, so every decision
+method that works on Euclidean distances (fusion, voting, writer threshold) works on it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class LocalComparator(nn.Module):
+    """Pair score from two projected feature maps and the distance of the two global vectors.
+
+    Parameters
+    ----------
+    channels
+        Channels C of the trunk's last convolutional maps.
+    map_size
+        (h, w) of those maps.
+    projected
+        Channels P of the stored local descriptor (``P x h x w`` values per signature).
+    hidden
+        Channels of the first comparison convolution (the second has half as many).
+    """
+
+    def __init__(self, channels: int, map_size: Sequence[int], projected: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        self.channels, self.projected, self.hidden = int(channels), int(projected), int(hidden)
+        self.map_size = (int(map_size[0]), int(map_size[1]))
+        self.project = nn.Sequential(nn.Conv2d(channels, projected, 1), nn.BatchNorm2d(projected))
+        self.compare = nn.Sequential(
+            nn.Conv2d(3 * projected, hidden, 3, padding=1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden // 2, 3, padding=1), nn.BatchNorm2d(hidden // 2), nn.ReLU(inplace=True),
+        )
+        self.score = nn.Linear(hidden, 1)
+        # logit = bias - scale * global distance + local term: starts as a plain distance rule.
+        self.scale = nn.Parameter(torch.tensor(4.0))
+        self.bias = nn.Parameter(torch.tensor(3.0))
+
+    @property
+    def descriptor_dim(self) -> int:
+        """Length of one flattened local descriptor."""
+        return self.projected * self.map_size[0] * self.map_size[1]
+
+    def describe(self, maps: torch.Tensor) -> torch.Tensor:
+        """``N x C x h x w`` trunk maps -> ``N x P x h x w`` local descriptors."""
+        return self.project(maps)
+
+    def _one_way(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        hidden = self.compare(torch.cat([(first - second).abs(), first * second, (first + second) / 2], dim=1))
+        return self.score(torch.cat([hidden.mean(dim=(2, 3)), hidden.amax(dim=(2, 3))], dim=1)).squeeze(1)
+
+    def logit(self, first: torch.Tensor, second: torch.Tensor, global_distance: torch.Tensor) -> torch.Tensor:
+        """Pair logits (``N``) from descriptors (``N x P x h x w`` each) and global distances (``N``)."""
+        local = (self._one_way(first, second) + self._one_way(second, first)) / 2
+        return self.bias - self.scale * global_distance + local
+
+
+def batch_pairs(writer: np.ndarray, genuine: np.ndarray, *, random_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of a P x K batch for the comparator's training.
+
+    Parameters
+    ----------
+    writer
+        ``B`` writer ids of the batch images (a forgery carries the id of the writer it imitates).
+    genuine
+        ``B`` booleans.
+
+    Returns
+    -------
+    (first, second, target)
+        Index arrays and 1/0 targets: every same-writer genuine pair (1), every genuine x skilled
+        forgery pair of the same writer (0), and ``random_pairs`` genuine pairs of two writers (0).
+    """
+    first, second, target = [], [], []
+    for i in range(len(writer)):
+        if not genuine[i]:
+            continue
+        for j in range(len(writer)):
+            if writer[j] != writer[i] or j == i:
+                continue
+            if genuine[j] and j > i:
+                first.append(i), second.append(j), target.append(1.0)
+            elif not genuine[j]:
+                first.append(i), second.append(j), target.append(0.0)
+    genuine_idx = np.flatnonzero(genuine)
+    if random_pairs and len(set(writer[genuine_idx].tolist())) > 1:
+        made = 0
+        while made < random_pairs:
+            i, j = rng.choice(genuine_idx, 2, replace=False)
+            if writer[i] != writer[j]:
+                first.append(i), second.append(j), target.append(0.0)
+                made += 1
+    return np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64), np.asarray(target, dtype=np.float32)
+
+
+def comparator_loss(comparator: LocalComparator, descriptors: torch.Tensor, vectors: torch.Tensor, first: np.ndarray, second: np.ndarray, target: np.ndarray) -> torch.Tensor:
+    """Mean binary cross-entropy of the pair logits (positives and negatives weighted equally)."""
+    a, b = torch.as_tensor(first), torch.as_tensor(second)
+    logits = comparator.logit(descriptors[a], descriptors[b], (vectors[a] - vectors[b]).norm(dim=1))
+    targets = torch.as_tensor(target)
+    positive = targets.sum().clamp_min(1.0)
+    negative = (1 - targets).sum().clamp_min(1.0)
+    weights = targets / positive + (1 - targets) / negative
+    return (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / 2
+
+
+class LearnedDistance:
+    """A model's learned distance between signature vectors ``[embedding | size | local descriptor]``.
+
+    The L2-normalised embeddings' Euclidean distance and the two local descriptors go through the
+    comparator; the weighted sizes (3 values, present when the model uses size) lower the logit by
+    their Euclidean distance, so the size weight is in logit units. Distance = ``softplus(-logit)`` =
+    ``-log P(same writer's genuine pair)``. Implements :class:`sigverify.methods.Comparator`.
+    """
+
+    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, *, batch_size: int = 512) -> None:
+        self.comparator = comparator.eval()
+        self.embedding_dim = int(embedding_dim)
+        self.global_dim = int(embedding_dim) + int(size_dims)
+        self.batch_size = batch_size
+
+    def _check(self, vectors: np.ndarray) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.global_dim + self.comparator.descriptor_dim:
+            raise ValueError(f"vectors of size {self.global_dim + self.comparator.descriptor_dim} expected, got shape {vectors.shape}")
+
+    @torch.inference_mode()
+    def paired(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        self._check(first), self._check(second)
+        if len(first) != len(second):
+            raise ValueError("paired distances need as many rows on both sides")
+        shape = (self.comparator.projected, *self.comparator.map_size)
+        out = []
+        for start in range(0, len(first), self.batch_size):
+            a = torch.from_numpy(np.ascontiguousarray(first[start : start + self.batch_size], dtype=np.float32))
+            b = torch.from_numpy(np.ascontiguousarray(second[start : start + self.batch_size], dtype=np.float32))
+            e, g = self.embedding_dim, self.global_dim
+            logits = self.comparator.logit(a[:, g:].reshape(-1, *shape), b[:, g:].reshape(-1, *shape), (a[:, :e] - b[:, :e]).norm(dim=1))
+            logits = logits - (a[:, e:g] - b[:, e:g]).norm(dim=1)
+            out.append(F.softplus(-logits).numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    def matrix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        rows, cols = np.meshgrid(np.arange(len(first)), np.arange(len(second)), indexing="ij")
+        return self.paired(first[rows.ravel()], second[cols.ravel()]).reshape(len(first), len(second))
+
+    def global_part(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors[:, : self.global_dim]

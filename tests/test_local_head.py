@@ -1,0 +1,101 @@
+"""The learned local comparison head: batch pairs, the learned distance, training it from a
+trained embedding, and every decision method and the facade on a model that has one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sigverify.models.artifact import load_artifact
+from sigverify.models.local import LearnedDistance, LocalComparator, batch_pairs
+
+SETTINGS = dict(
+    model="signet-slim", embedding_dim=16, lr=3e-3, warmup_steps=2, steps_per_epoch=2, batch_writers=4, per_writer=4,
+    forged_per_writer=1, dev_fraction=0.25, test_fraction=0.25, preprocess={"height": 80, "width": 120}, threads=2,
+)
+
+
+def test_batch_pairs_are_the_same_writer_pairs_and_some_random_ones():
+    writer = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    genuine = np.array([True, True, True, True, True, True, False, False])
+    first, second, target = batch_pairs(writer, genuine, random_pairs=5, rng=np.random.default_rng(0))
+    pairs = list(zip(first.tolist(), second.tolist(), target.tolist()))
+    positives = sorted((a, b) for a, b, t in pairs if t == 1)
+    assert positives == [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5)]
+    skilled = sorted((a, b) for a, b, t in pairs if t == 0 and not genuine[b])
+    assert skilled == [(0, 6), (1, 6), (2, 6), (3, 7), (4, 7), (5, 7)]
+    random = [(a, b) for a, b, t in pairs if t == 0 and genuine[b]]
+    assert len(random) == 5 and all(writer[a] != writer[b] and genuine[a] for a, b in random)
+
+
+def _distance(size_dims: int = 0) -> LearnedDistance:
+    torch.manual_seed(0)
+    comparator = LocalComparator(channels=6, map_size=(3, 4), projected=2, hidden=8)
+    with torch.no_grad():  # non-trivial batch-norm statistics, as after training
+        comparator.train()
+        comparator.compare(torch.randn(16, 6, 3, 4))
+    return LearnedDistance(comparator, embedding_dim=5, size_dims=size_dims)
+
+
+def test_learned_distance_is_symmetric_non_negative_and_its_matrix_matches_the_pairs():
+    distance = _distance(size_dims=3)
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 5 + 3 + 24)).astype(np.float32), rng.normal(size=(3, 5 + 3 + 24)).astype(np.float32)
+    matrix = distance.matrix(a, b)
+    assert matrix.shape == (4, 3) and (matrix >= 0).all()
+    np.testing.assert_allclose(matrix, distance.matrix(b, a).T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(matrix[2, 1], distance.paired(a[2:3], b[1:2])[0], rtol=1e-5)
+    # a larger size difference can only make the pair less likely the same writer's
+    far = b.copy()
+    far[:, 5:8] += 3.0
+    assert (distance.matrix(a, far) > matrix).all()
+    assert distance.global_part(a).shape == (4, 8)
+    with pytest.raises(ValueError, match="vectors of size"):
+        distance.matrix(a[:, :10], b)
+
+
+def test_local_head_settings_are_checked():
+    from sigverify.train import TrainConfig
+
+    with pytest.raises(ValueError, match="projected and hidden"):
+        TrainConfig(loss="local-pair", local_head={"width": 3})
+    with pytest.raises(ValueError, match="local-pair"):
+        TrainConfig(loss="triplet-hard", local_head={"projected": 4})
+
+
+def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, toy_data):
+    import sigverify
+    from sigverify.methods import METHODS
+    from sigverify.train import TrainConfig, train
+
+    cache = str(tmp_path / "cache")
+    start = train(TrainConfig(data=[str(toy_data)], out=str(tmp_path / "start"), loss="triplet-hard", epochs=1, cache_dir=cache, **SETTINGS),
+                  log=lambda _: None, progress=False)
+    local = train(
+        TrainConfig(data=[str(toy_data)], out=str(tmp_path / "local"), loss="local-pair", init=str(start), epochs=2, cache_dir=cache,
+                    local_head={"projected": 4, "hidden": 8}, trunk_lr_scale=0.1, local_random_pairs=8, **SETTINGS),
+        log=lambda _: None, progress=False,
+    )
+    artifact = load_artifact(local)
+    assert artifact.metadata["local_head"]["projected"] == 4
+    assert artifact.metadata["local_head"]["map_size"] == [3, 6]  # 80 x 120 canvas: 18x28 -> 8x13 -> 3x6
+    assert artifact.vector_dim == artifact.global_dim + 4 * 3 * 6
+    assert isinstance(artifact.comparator, LearnedDistance)
+    assert artifact.background.shape[1] == artifact.global_dim  # no local descriptors stored for WD
+
+    # The embedding part starts from the init file: same tensors before any step changes them.
+    assert set(load_artifact(start).network.state_dict()) < set(artifact.network.state_dict())
+
+    images = sorted(Path(toy_data).rglob("*.png"))
+    paths = [str(p) for p in images[:5]]
+    vectors = sigverify.represent(paths, model=str(local))
+    assert vectors.shape == (5, artifact.vector_dim)
+    for method in METHODS:
+        result = sigverify.verify(paths[0], paths[1:], model=str(local), method=method)
+        assert 0.0 <= result["score"] <= 1.0 and result["decision"] in ("genuine", "forged", "inconclusive")
+    by_vectors = sigverify.verify(paths[0], list(vectors[1:]), model=str(local), method="writer-threshold")
+    by_images = sigverify.verify(paths[0], paths[1:], model=str(local), method="writer-threshold")
+    assert by_vectors["score"] == pytest.approx(by_images["score"], abs=1e-6)
