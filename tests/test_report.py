@@ -107,3 +107,22 @@ def test_extra_training_writers_join_every_fold_but_are_never_tested(toy_data, t
     assert not (tmp_path / "missing-runs").exists()  # refused before any training
     with pytest.raises(ValueError, match="needs --train"):
         run_evaluation([str(toy_data)], extra_train=[str(other)], **quiet)
+
+
+def test_staged_fold_training_starts_each_stage_from_the_previous_fold_model(toy_data, tmp_path):
+    first, second = tmp_path / "fold.toml", tmp_path / "fold-local.toml"
+    first.write_text(TINY_FOLD_CONFIG)
+    second.write_text(TINY_FOLD_CONFIG.replace('loss = "triplet-hard"', 'loss = "local-pair"\nlocal_head = {projected = 4, hidden = 8}\ntrunk_lr_scale = 0.1')
+                      .replace("epochs = 2", "epochs = 1"))
+    quiet = {"folds": 2, "refs": (3,), "draws": 1, "methods": ("fusion-mean", "writer-threshold"), "controls": False, "log": lambda _: None}
+    report = run_evaluation([str(toy_data)], train_config=[str(first), str(second)], runs_dir=str(tmp_path / "runs"), **quiet)
+    for fold, detail in enumerate(report["folds_detail"]):
+        assert detail["model"] == str(tmp_path / "runs" / f"fold-{fold}" / "stage-2" / "model.safetensors")
+        metadata = load_artifact(detail["model"]).metadata
+        assert metadata["local_head"]["projected"] == 4
+        assert metadata["training"]["config"]["init"] == str(tmp_path / "runs" / f"fold-{fold}" / "model.safetensors")
+        assert not set(detail["test_writers"]) & seen_writers(load_artifact(detail["model"]))
+    assert report["summary"]["writer-threshold"]["3"]["runs"] == 2
+    second.write_text(TINY_FOLD_CONFIG.replace("dev_fraction = 0.25", "dev_fraction = 0.3"))
+    with pytest.raises(ValueError, match="dev_fraction"):
+        run_evaluation([str(toy_data)], train_config=[str(first), str(second)], runs_dir=str(tmp_path / "other"), **quiet)

@@ -604,7 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("data", nargs="+", help="dataset folders")
     evaluate.add_argument("--model", help="model file (default: the shipped model)")
-    evaluate.add_argument("--train", metavar="CONFIG", help="retrain on each fold's training writers from this TOML config")
+    evaluate.add_argument(
+        "--train", nargs="+", metavar="CONFIG",
+        help="retrain on each fold's training writers from this TOML config; several configs are stages, each started from the previous stage's fold model",
+    )
     evaluate.add_argument("--folds", type=int, default=5, help="folds with --train (default 5)")
     evaluate.add_argument("--extra-train", nargs="+", default=[], metavar="OTHER", help="with --train: datasets whose writers all join every fold's training writers (never tested)")
     evaluate.add_argument("--refs", type=int, nargs="+", default=[12], help="reference counts R (default 12)")

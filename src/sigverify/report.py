@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -348,7 +348,7 @@ def run_evaluation(
     data: Sequence[str],
     *,
     model: Optional[str] = None,
-    train_config: Optional[str] = None,
+    train_config: Optional[Union[str, Sequence[str]]] = None,
     folds: int = 5,
     refs: Sequence[int] = (12,),
     draws: int = 3,
@@ -362,6 +362,9 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report.
 
+    ``train_config``: one TOML config, or several = stages: stage k starts from stage k-1's model of
+    the same fold (its ``init``), and the last stage's model is evaluated. Stage 1 lives in
+    ``runs_dir/fold-F``, stage k in ``runs_dir/fold-F/stage-k``.
     ``extra_train`` (only with ``train_config``): datasets whose writers all join every fold's
     training writers; none of them is ever a dev or test writer.
     """
@@ -378,27 +381,38 @@ def run_evaluation(
     if train_config:
         from .train import TrainConfig, train
 
+        stages = [train_config] if isinstance(train_config, str) else list(train_config)
+        dev_fractions = {TrainConfig.from_file(path).dev_fraction for path in stages}
+        if len(dev_fractions) > 1:
+            raise ValueError(f"the training stages {stages} ask for different dev_fraction values: one fold split serves them all")
+        dev_fraction = dev_fractions.pop()
         for fold in range(folds):
-            config = TrainConfig.from_file(train_config)
-            split = fold_split(records, folds, fold, dev_fraction=config.dev_fraction, seed=seed)
+            split = fold_split(records, folds, fold, dev_fraction=dev_fraction, seed=seed)
             training_split = WriterSplit(
                 split.train + extra_writers, split.dev, split.test, seed=split.seed,
                 description=split.description + (f"; every writer of {', '.join(extra_train)} added to train" if extra_writers else ""),
                 extra={**split.extra, **({"extra_train": list(extra_train)} if extra_writers else {})},
             )
-            out = Path(runs_dir) / f"fold-{fold}"
-            model_path = out / "model.safetensors"
-            if not model_path.exists():
-                config.data = list(data) + list(extra_train)
-                config.out = str(out)
-                out.mkdir(parents=True, exist_ok=True)
-                training_split.save(str(out / "fold_split.json"))
-                config.split_file = str(out / "fold_split.json")
-                config.name = f"fold-{fold}"
-                log(f"fold {fold}: training on {len(training_split.train)} writers ({len(extra_writers)} of them from extra data), dev {len(split.dev)}, test {len(split.test)}")
-                train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
-            artifact = load_artifact(model_path)
-            check_fold_model(artifact, config, training_split, fold)
+            previous: Optional[Path] = None
+            for stage, stage_config in enumerate(stages):
+                config = TrainConfig.from_file(stage_config)
+                out = Path(runs_dir) / f"fold-{fold}" / (f"stage-{stage + 1}" if stage else "")
+                model_path = out / "model.safetensors"
+                if previous is not None:
+                    config.init = str(previous)
+                if not model_path.exists():
+                    config.data = list(data) + list(extra_train)
+                    config.out = str(out)
+                    out.mkdir(parents=True, exist_ok=True)
+                    training_split.save(str(out / "fold_split.json"))
+                    config.split_file = str(out / "fold_split.json")
+                    config.name = f"fold-{fold}" + (f"-stage-{stage + 1}" if stage else "")
+                    log(f"fold {fold}{f' stage {stage + 1}' if stage else ''}: training on {len(training_split.train)} writers "
+                        f"({len(extra_writers)} of them from extra data), dev {len(split.dev)}, test {len(split.test)}")
+                    train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
+                artifact = load_artifact(model_path)
+                check_fold_model(artifact, config, training_split, fold)
+                previous = model_path
             cache = load_or_build(records, artifact.preprocess, log=None)
             part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
             parts.append(part)

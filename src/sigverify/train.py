@@ -561,6 +561,13 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
         network, cache, dev_idx, train_idx, bf16=config.bf16, use_size=config.use_size, log=log
     )
     datasets = sorted({r.dataset for r in cache.records})
+    init_version = None
+    if config.init:
+        from .api import default_model_path
+        from .models.artifact import read_metadata
+
+        initial = read_metadata(default_model_path() if config.init == "default" else config.init)
+        init_version = initial.get("version") or initial.get("name")
     metadata = {
         "name": config.name or out.name,
         "version": f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}",
@@ -579,6 +586,8 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
             "test_writers": sorted(split.test),
             "seed": config.seed,
             "config": config.to_dict(),
+            # which weights the training started from (its ``init``), when it did not start from scratch
+            **({"init_version": init_version} if init_version else {}),
             "command": command or " ".join(shlex.quote(a) for a in sys.argv),
             "epochs_run": len(history),
             "wall_seconds": round(wall_seconds, 1),
