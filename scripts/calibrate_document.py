@@ -64,6 +64,7 @@ def main() -> None:
         vote_distance=artifact.thresholds.get("distance", 0.0),
         methods=METHODS,
         query_vectors=matched_query_vectors(artifact, cleaned_references, cleaned_queries),
+        comparator=artifact.comparator,
     )
     summary = {method: {r: round(100 * entry["dev_eer"], 2) for r, entry in entries.items()} for method, entries in calibration.items()}
     out = Path(args.out) if args.out else document_calibration_path(args.cleaner)

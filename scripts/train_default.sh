@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Rebuild the shipped verifier from its committed config (about 15 minutes on the 2-core CPU).
-# The split (seed 0), the data and the command are recorded in the artifact and in
+# Rebuild the shipped verifier from its committed configs (about 20 minutes on the 2-core CPU):
+# stage 1, the Siamese embedding (configs/default.toml -> $STAGE1), then stage 2, the learned local
+# comparison head on top of it (configs/default-local.toml -> $OUT), which is what ships.
+# The split (seed 0), the data and the commands are recorded in the artifact and in
 # src/sigverify/weights/default.json. OUT=runs/x EXPORT=0 trains elsewhere without replacing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-runs/default}
+STAGE1=${STAGE1:-runs/default}
+OUT=${OUT:-runs/default-local}
 EXPORT=${EXPORT:-1}
-rm -rf "$OUT"
-.venv/bin/sigverify train --config configs/default.toml --out "$OUT" --no-progress
+rm -rf "$STAGE1" "$OUT"
+.venv/bin/sigverify train --config configs/default.toml --out "$STAGE1" --no-progress
+.venv/bin/sigverify train --config configs/default-local.toml --init "$STAGE1/model.safetensors" --out "$OUT" --no-progress
 if [ "$EXPORT" = 1 ]; then
   .venv/bin/python scripts/export_model.py "$OUT/model.safetensors" src/sigverify/weights/default.safetensors
   # The document path's calibration is valid for one verifier and one cleaner file: refit it.

@@ -48,6 +48,9 @@ def test_learned_distance_is_symmetric_non_negative_and_its_matrix_matches_the_p
     assert matrix.shape == (4, 3) and (matrix >= 0).all()
     np.testing.assert_allclose(matrix, distance.matrix(b, a).T, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(matrix[2, 1], distance.paired(a[2:3], b[1:2])[0], rtol=1e-5)
+    matrix[:] = -1  # the remembered matrix is a copy: changing the answer cannot change the next one
+    assert (distance.matrix(a, b) >= 0).all()
+    matrix = distance.matrix(a, b)
     # a larger size difference can only make the pair less likely the same writer's
     far = b.copy()
     far[:, 5:8] += 3.0

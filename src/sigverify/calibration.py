@@ -14,6 +14,7 @@ import math
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+from scipy.special import expit
 
 from .datasets import Record
 from .methods import EUCLIDEAN, METHODS, NEEDS_BACKGROUND, Comparator
@@ -53,7 +54,7 @@ def to_probability(entry: dict[str, Any], raw: np.ndarray) -> np.ndarray:
     """Map raw scores to calibrated probabilities with one calibration entry."""
     raw = np.asarray(raw, dtype=float)
     if entry["method"] == "logistic":
-        return 1.0 / (1.0 + np.exp(-(entry["coef"] * raw + entry["intercept"])))
+        return expit(entry["coef"] * raw + entry["intercept"])  # no overflow warning for far-off scores
     return np.interp(raw, entry["x"], entry["y"])
 
 

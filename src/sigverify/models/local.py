@@ -13,6 +13,8 @@ method that works on Euclidean distances (fusion, voting, writer threshold) work
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -127,11 +129,14 @@ class LearnedDistance:
     ``-log P(same writer's genuine pair)``. Implements :class:`sigverify.methods.Comparator`.
     """
 
-    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, *, batch_size: int = 512) -> None:
+    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, *, batch_size: int = 512, cache_size: int = 4096) -> None:
         self.comparator = comparator.eval()
         self.embedding_dim = int(embedding_dim)
         self.global_dim = int(embedding_dim) + int(size_dims)
         self.batch_size = batch_size
+        # Evaluation and calibration score the same trial with every method: remember recent matrices.
+        self._matrices: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.cache_size = cache_size
 
     def _check(self, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.global_dim + self.comparator.descriptor_dim:
@@ -154,8 +159,21 @@ class LearnedDistance:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
     def matrix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        first, second = np.ascontiguousarray(first, dtype=np.float32), np.ascontiguousarray(second, dtype=np.float32)
+        key = (_fingerprint(first), _fingerprint(second))
+        if key in self._matrices:
+            self._matrices.move_to_end(key)
+            return self._matrices[key].copy()
         rows, cols = np.meshgrid(np.arange(len(first)), np.arange(len(second)), indexing="ij")
-        return self.paired(first[rows.ravel()], second[cols.ravel()]).reshape(len(first), len(second))
+        result = self.paired(first[rows.ravel()], second[cols.ravel()]).reshape(len(first), len(second))
+        self._matrices[key] = result
+        if len(self._matrices) > self.cache_size:
+            self._matrices.popitem(last=False)
+        return result.copy()
 
     def global_part(self, vectors: np.ndarray) -> np.ndarray:
         return vectors[:, : self.global_dim]
+
+
+def _fingerprint(array: np.ndarray) -> str:
+    return hashlib.sha1(np.asarray(array.shape).tobytes() + array.tobytes()).hexdigest()
