@@ -82,7 +82,8 @@ def test_cli_fine_tunes_the_shipped_model_and_refuses_a_mismatched_init(tmp_path
     from sigverify.cli import main
     from sigverify.models.artifact import read_metadata
 
-    common = [str(toy_data), "--config", str(ROOT / "configs" / "default.toml"), "--epochs", "1", "--steps-per-epoch", "1",
+    # The shipped model has a local head: its recipe for fine-tuning is the stage-2 config.
+    common = [str(toy_data), "--config", str(ROOT / "configs" / "default-local.toml"), "--epochs", "1", "--steps-per-epoch", "1",
               "--threads", "2", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
     assert main(["train", *common, "--init", "default", "--out", str(tmp_path / "mine")]) == 0
     metadata = read_metadata(tmp_path / "mine" / "model.safetensors")
