@@ -4,8 +4,9 @@
 Usage: python scripts/benchmark_models.py [--out benchmarks/models.json] [--seconds 6]
 
 For each backbone: training images/s (forward + backward + AdamW step, batch 64, fp32 and bf16
-autocast) and embedding images/s at batch 1 and batch 64 (inference mode, fp32 and bf16). Inputs
-are random 150 x 220 images (the speed does not depend on their content).
+autocast) and embedding images/s at batch 1 and batch 64 (inference mode, fp32 and bf16); then the
+shipped verifier's local head (descriptor and learned-distance throughput). Inputs are random
+150 x 220 images (the speed does not depend on their content).
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ def benchmark(name: str, args: dict, seconds: float) -> dict:
     return result
 
 
+def benchmark_local_head(seconds: float) -> dict:
+    """The shipped verifier's learned local comparison: images/s for embedding + local descriptor
+    (bf16, batch 1 and 64) and pairs/s for the learned distance (the head, fp32) on 12 pairs (one
+    query against 12 references) and on 512 pairs (an evaluation batch)."""
+    import numpy as np
+
+    from sigverify import load_model
+    from sigverify.models.siamese import embed_images
+
+    artifact = load_model()
+    network = artifact.network
+    if network.local is None:
+        return {"model": artifact.name, "local_head": False}
+    result = {"model": artifact.name, "local_head_parameters": sum(p.numel() for p in network.local.parameters())}
+    for size in (1, 64):
+        images = np.random.default_rng(0).integers(0, 256, size=(size, 150, 220), dtype=np.uint8)
+        result[f"embed_with_descriptor_b{size}_bf16_images_per_s"] = _rate(lambda: embed_images(network, images, bf16=True, with_local=True), size, seconds / 2)
+    vectors = np.random.default_rng(1).normal(size=(513, artifact.vector_dim)).astype(np.float32)
+    comparator = artifact.comparator
+    for pairs in (12, 512):
+        result[f"learned_distance_{pairs}_pairs_per_s"] = _rate(lambda: comparator.paired(vectors[:pairs], vectors[1 : pairs + 1]), pairs, seconds / 2)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="also write the JSON here")
@@ -86,6 +111,8 @@ def main() -> None:
     for name, backbone_args in BACKBONES:
         report["results"].append(benchmark(name, backbone_args, args.seconds))
         print(json.dumps(report["results"][-1]), file=sys.stderr)
+    report["local_head"] = benchmark_local_head(args.seconds)
+    print(json.dumps(report["local_head"]), file=sys.stderr)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

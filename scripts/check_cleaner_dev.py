@@ -87,7 +87,7 @@ def main() -> None:
     kept, pairs, labels = author_pairs([a for _, a in crops])
 
     def tobacco_auc(cleaner) -> float:
-        return round(auc(labels, pair_scores(dict(zip(kept, _vectors(artifact, [cleaner(crops[i][0]) for i in kept]))), pairs)), 4)
+        return round(auc(labels, pair_scores(dict(zip(kept, _vectors(artifact, [cleaner(crops[i][0]) for i in kept]))), pairs, artifact.comparator)), 4)
 
     print(f"dev writers: {len(chosen)} images; EER clean {synthetic_eer(clean)} % (ink matched {reference_matched_eer(artifact, chosen, clean, clean)} %), "
           f"noisy {synthetic_eer(noisy)} %; "

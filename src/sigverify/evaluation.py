@@ -87,9 +87,9 @@ def single_reference_pairs(
 def distance_scores(embeddings: np.ndarray, pairs: ScoredPairs, comparator: Optional["Comparator"] = None) -> np.ndarray:
     """Similarity = minus the distance of each pair's vectors (Euclidean unless the model's
     ``comparator`` is given)."""
-    if comparator is None:
-        return -np.linalg.norm(embeddings[pairs.first] - embeddings[pairs.second], axis=1)
-    return -comparator.paired(embeddings[pairs.first], embeddings[pairs.second])
+    from .methods import EUCLIDEAN
+
+    return -(comparator or EUCLIDEAN).paired(embeddings[pairs.first], embeddings[pairs.second])
 
 
 # --------------------------------------------------------------------------- multi-reference report

@@ -42,7 +42,8 @@ from .models.losses import (
     batch_contrastive_loss,
     pair_bce_loss,
 )
-from .models.siamese import SiameseModel, embed_images
+from .models.local import comparator_for
+from .models.siamese import SiameseModel, embed_images, with_sizes
 from .preprocess import PreprocessConfig
 from .splits import PKSampler, WriterSplit, split_writers
 
@@ -214,7 +215,7 @@ def dev_metrics(network: SiameseModel, cache: Cache, dev_indices: np.ndarray, *,
     ids = [all_ids[i] for i in dev_indices]
     embeddings = embed_images(network, cache.images[dev_indices], bf16=bf16, with_local=network.local is not None)
     pairs = single_reference_pairs(records, content_ids=ids, seed=seed)
-    scores = distance_scores(embeddings, pairs, network_comparator(network, size_weight=0.0))
+    scores = distance_scores(embeddings, pairs, comparator_for(network, 0.0))
     result = verification_metrics(pairs.labels, scores, kinds=pairs.kinds)
     result.pop("confusion", None)
     return result
@@ -228,24 +229,6 @@ def selection_key(metrics: dict[str, float]) -> float:
 SIZE_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 # With a learned local head the size distance is subtracted from the pair logit: weights in logit units.
 SIZE_WEIGHTS_LOCAL = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def network_comparator(network: SiameseModel, *, size_weight: float):
-    """The distance the decision methods use for this network's vectors: Euclidean, or its learned
-    local-head distance (with the global part = embedding [+ weighted size])."""
-    from .methods import EUCLIDEAN
-    from .models.local import LearnedDistance
-
-    if network.local is None:
-        return EUCLIDEAN
-    return LearnedDistance(network.local, network.embedding_dim, 3 if size_weight else 0)
-
-
-def with_sizes(embedded: np.ndarray, sizes: np.ndarray, weight: float, embedding_dim: int) -> np.ndarray:
-    """Insert the weighted sizes after the embedding (before any local descriptor)."""
-    if not weight:
-        return embedded
-    return np.concatenate([embedded[:, :embedding_dim], weight * sizes, embedded[:, embedding_dim:]], axis=1)
 
 
 def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, weights=None, network: Optional[SiameseModel] = None) -> tuple[float, dict]:
@@ -264,7 +247,7 @@ def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, conte
     embedding_dim = network.embedding_dim if network is not None else embeddings.shape[1]
     for weight in weights:
         vectors = with_sizes(embeddings, sizes, weight, embedding_dim)
-        comparator = network_comparator(network, size_weight=weight) if network is not None else EUCLIDEAN
+        comparator = comparator_for(network, weight) if network is not None else EUCLIDEAN
         chosen = (pairs.kinds == "genuine") | (pairs.kinds == ("skilled" if (pairs.kinds == "skilled").any() else "random"))
         one = eer(pairs.labels[chosen], distance_scores(vectors, pairs, comparator)[chosen])[0]
         scored = score_trials(trials, vectors, "writer-threshold", comparator=comparator)
@@ -310,7 +293,7 @@ def calibrate_network(
     if use_size:
         size_weight, size_table = choose_size_weight(dev_embeddings, cache.sizes[dev_idx], dev_records, dev_ids, network=network)
     dev_vectors = with_sizes(dev_embeddings, cache.sizes[dev_idx], size_weight, network.embedding_dim)
-    comparator = network_comparator(network, size_weight=size_weight)
+    comparator = comparator_for(network, size_weight)
     single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids, comparator=comparator)
     distance_threshold = -single["single"]["1"]["threshold_raw"]
     train_records = [cache.records[i] for i in train_idx]

@@ -20,12 +20,15 @@ import time
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from . import CLEANERS, clean_classical, load_cleaner, run_network
+
+if TYPE_CHECKING:
+    from ..methods import Comparator
 
 INK_THRESHOLD = 160
 
@@ -216,9 +219,14 @@ def author_pairs(authors: Sequence[str], *, max_negatives: int = 4000, seed: int
     return kept, same + different, np.array([1] * len(same) + [0] * len(different))
 
 
-def pair_scores(vectors: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Minus the distance between the two crops' vectors of each pair (higher = more alike)."""
-    return np.array([-np.linalg.norm(vectors[i] - vectors[j]) for i, j in pairs])
+def pair_scores(vectors: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]], comparator: Optional["Comparator"] = None) -> np.ndarray:
+    """Minus the distance between the two crops' vectors of each pair (higher = more alike); the
+    model's ``comparator`` (Euclidean when None)."""
+    from ..methods import EUCLIDEAN
+
+    first = np.stack([vectors[i] for i, _ in pairs])
+    second = np.stack([vectors[j] for _, j in pairs])
+    return -(comparator or EUCLIDEAN).paired(first, second)
 
 
 def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *, max_negatives: int = 4000, seed: int = 0, grid: Optional[str] = None, log=print) -> dict[str, Any]:
@@ -238,12 +246,12 @@ def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *
     for method in methods:
         cleaned = {i: apply_cleaner(method, crops[i][0], cleaners) for i in kept}
         cleaned_by[method] = cleaned
-        scores = pair_scores(dict(zip(kept, _vectors(artifact, [cleaned[i] for i in kept]))), pairs)
+        scores = pair_scores(dict(zip(kept, _vectors(artifact, [cleaned[i] for i in kept]))), pairs, artifact.comparator)
         result[method] = {"auc": float(auc(labels, scores)), "eer": float(eer(labels, scores)[0])}
         control = ""
         if method != "none":
             removed = dict(zip(kept, _vectors(artifact, [removed_ink(crops[i][0], cleaned[i]) for i in kept])))
-            result[method]["auc_removed_only"] = float(auc(labels, pair_scores(removed, pairs)))
+            result[method]["auc_removed_only"] = float(auc(labels, pair_scores(removed, pairs, artifact.comparator)))
             control = f"  (control, only what it removed: AUC {result[method]['auc_removed_only']:.4f})"
         log(f"Tobacco-800 overlapped ({method:9s}): same-author AUC {result[method]['auc']:.4f}  EER {result[method]['eer'] * 100:.2f}%{control}")
     if grid:

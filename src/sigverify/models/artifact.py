@@ -44,7 +44,7 @@ class ModelArtifact:
     path: Optional[str] = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     preprocess: PreprocessConfig = field(init=False)
-    _learned: Optional[Any] = field(init=False, default=None, repr=False)
+    _comparator: Optional[Any] = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
@@ -77,14 +77,11 @@ class ModelArtifact:
     @property
     def comparator(self) -> "Comparator":
         """How this model's vectors are compared: Euclidean, or the learned local-head distance."""
-        from ..methods import EUCLIDEAN
-        from .local import LearnedDistance
+        from .local import comparator_for
 
-        if self.network.local is None:
-            return EUCLIDEAN
-        if self._learned is None:
-            self._learned = LearnedDistance(self.network.local, self.network.embedding_dim, self.global_dim - self.network.embedding_dim)
-        return self._learned
+        if self._comparator is None:  # built once: a learned distance remembers recent matrices
+            self._comparator = comparator_for(self.network, self.size_weight)
+        return self._comparator
 
     def vectors(self, images: np.ndarray, sizes: Optional[np.ndarray], *, bf16: bool = True, tta: bool = False) -> np.ndarray:
         """Embeddings (and weighted sizes) of preprocessed images: what the methods compare."""

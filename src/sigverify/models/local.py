@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from ..methods import Comparator
+    from .siamese import SiameseModel
 
 
 class LocalComparator(nn.Module):
@@ -173,6 +177,16 @@ class LearnedDistance:
 
     def global_part(self, vectors: np.ndarray) -> np.ndarray:
         return vectors[:, : self.global_dim]
+
+
+def comparator_for(network: "SiameseModel", size_weight: float) -> "Comparator":
+    """How the decision methods compare this network's vectors: Euclidean, or the learned distance
+    of its local head (the vectors carrying the weighted size when ``size_weight`` is not 0)."""
+    from ..methods import EUCLIDEAN
+
+    if network.local is None:
+        return EUCLIDEAN
+    return LearnedDistance(network.local, network.embedding_dim, 3 if size_weight else 0)
 
 
 def _fingerprint(array: np.ndarray) -> str:

@@ -164,12 +164,16 @@ def signature_vectors(
     """What every decision method compares: the embedding, plus the measured size scaled by
     ``size_weight`` when the model uses size (``N x (D + 3)``), plus the flattened local descriptor
     when the model has a local head (``N x (D [+ 3] + L)``)."""
-    local = network.local is not None
-    embedded = embed_images(network, images, bf16=bf16, tta=tta, with_local=local)
+    embedded = embed_images(network, images, bf16=bf16, tta=tta, with_local=network.local is not None)
     if not size_weight:
         return embedded
     if sizes is None or len(sizes) != len(images):
         raise ValueError("this model compares signature sizes: give one size vector per image")
-    dim = network.embedding_dim
-    parts = [embedded[:, :dim], size_weight * np.asarray(sizes, dtype=np.float32), embedded[:, dim:]]
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    return with_sizes(embedded, np.asarray(sizes, dtype=np.float32), size_weight, network.embedding_dim).astype(np.float32)
+
+
+def with_sizes(embedded: np.ndarray, sizes: np.ndarray, weight: float, embedding_dim: int) -> np.ndarray:
+    """Insert the weighted sizes (``N x 3``) after the embedding, before any local descriptor."""
+    if not weight:
+        return embedded
+    return np.concatenate([embedded[:, :embedding_dim], weight * sizes, embedded[:, embedding_dim:]], axis=1)
