@@ -16,6 +16,9 @@ $S evaluate ../shared/data/cedar --train configs/fold.toml --folds 5 --extra-tra
   --runs-dir runs/cedar-5fold-extra --json benchmarks/cedar-5fold-extra-sigcomp2009.json --plots benchmarks/plots/cedar-5fold-extra-sigcomp2009
 $S evaluate ../shared/data/cedar --train configs/fold-extra.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
   --runs-dir runs/cedar-5fold-extra40 --json benchmarks/cedar-5fold-extra-sigcomp2009-40ep.json --plots benchmarks/plots/cedar-5fold-extra-sigcomp2009-40ep
+# The shipped recipe per fold: stage 1 (reused from runs/cedar-5fold-extra) + the learned local head.
+$S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-extra --json benchmarks/cedar-5fold-extra-local.json --plots benchmarks/plots/cedar-5fold-extra-local
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
 [ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress
