@@ -92,6 +92,15 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     # The embedding part starts from the init file: same tensors before any step changes them.
     assert set(load_artifact(start).network.state_dict()) < set(artifact.network.state_dict())
 
+    # A file whose declared head does not match its tensors is refused, not half-loaded.
+    from sigverify.errors import ModelError
+    from sigverify.models.artifact import read_artifact, write_artifact
+
+    metadata, tensors = read_artifact(local)
+    write_artifact(tmp_path / "wrong-head.safetensors", tensors, {**metadata, "local_head": {**metadata["local_head"], "projected": 5}})
+    with pytest.raises(ModelError, match="do not match"):
+        load_artifact(tmp_path / "wrong-head.safetensors")
+
     images = sorted(Path(toy_data).rglob("*.png"))
     paths = [str(p) for p in images[:5]]
     vectors = sigverify.represent(paths, model=str(local))
