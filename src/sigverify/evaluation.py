@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .datasets import GENUINE, Record
-
-if TYPE_CHECKING:
-    from .methods import Comparator
+from .methods import EUCLIDEAN, Comparator
 
 
 @dataclass
@@ -84,12 +82,9 @@ def single_reference_pairs(
     )
 
 
-def distance_scores(embeddings: np.ndarray, pairs: ScoredPairs, comparator: Optional["Comparator"] = None) -> np.ndarray:
-    """Similarity = minus the distance of each pair's vectors (Euclidean unless the model's
-    ``comparator`` is given)."""
-    from .methods import EUCLIDEAN
-
-    return -(comparator or EUCLIDEAN).paired(embeddings[pairs.first], embeddings[pairs.second])
+def distance_scores(embeddings: np.ndarray, pairs: ScoredPairs, comparator: Comparator = EUCLIDEAN) -> np.ndarray:
+    """Similarity = minus the distance of each pair's vectors (the model's ``comparator``)."""
+    return -comparator.paired(embeddings[pairs.first], embeddings[pairs.second])
 
 
 # --------------------------------------------------------------------------- multi-reference report

@@ -26,6 +26,7 @@ Controls, in the same report:
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from .calibration import pick_entry, to_probability
 from .datasets import FORGED, GENUINE, read_dataset
 from .evaluation import summarise, trial_metrics
 from .methods import METHODS, NEEDS_BACKGROUND
-from .models.artifact import ModelArtifact, load_artifact
+from .models.artifact import ModelArtifact, load_artifact, read_metadata
 from .models.siamese import embed_images
 from .protocol import multi_reference_trials, score_trials
 from .splits import WriterSplit, assert_writer_disjoint, fold_split
@@ -68,16 +69,16 @@ def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> lis
 _RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes"}
 
 
-def check_fold_model(artifact: ModelArtifact, config: "TrainConfig", training_split: WriterSplit, fold: int) -> None:
-    """A fold model found in the runs folder must have been trained on this fold's training writers
-    with this config, or the report would silently mix runs."""
-    training = artifact.metadata.get("training", {})
+def check_fold_model(metadata: dict[str, Any], path: Path, config: "TrainConfig", training_split: WriterSplit, fold: int) -> None:
+    """A fold model (``metadata`` of the file at ``path``) found in the runs folder must have been
+    trained on this fold's training writers with this config, or the report would silently mix runs."""
+    training = metadata.get("training", {})
     if sorted(training.get("split", {}).get("train", [])) != sorted(training_split.train):
-        raise ValueError(f"{artifact.path} was trained on other writers than fold {fold} asks for; use another --runs-dir")
+        raise ValueError(f"{path} was trained on other writers than fold {fold} asks for; use another --runs-dir")
     recorded, wanted = training.get("config", {}), config.to_dict()
     differing = sorted(k for k in wanted if k not in _RUN_PLACE_KEYS and k in recorded and recorded[k] != wanted[k])
     if differing:
-        raise ValueError(f"{artifact.path} was trained with other settings ({', '.join(differing)}) than the config asks for; use another --runs-dir")
+        raise ValueError(f"{path} was trained with other settings ({', '.join(differing)}) than the config asks for; use another --runs-dir")
 
 
 def _probe_features(images: np.ndarray) -> np.ndarray:
@@ -382,7 +383,8 @@ def run_evaluation(
         from .train import TrainConfig, train
 
         stages = [train_config] if isinstance(train_config, str) else list(train_config)
-        dev_fractions = {TrainConfig.from_file(path).dev_fraction for path in stages}
+        stage_configs = [TrainConfig.from_file(path) for path in stages]
+        dev_fractions = {config.dev_fraction for config in stage_configs}
         if len(dev_fractions) > 1:
             raise ValueError(f"the training stages {stages} ask for different dev_fraction values: one fold split serves them all")
         dev_fraction = dev_fractions.pop()
@@ -394,8 +396,8 @@ def run_evaluation(
                 extra={**split.extra, **({"extra_train": list(extra_train)} if extra_writers else {})},
             )
             previous: Optional[Path] = None
-            for stage, stage_config in enumerate(stages):
-                config = TrainConfig.from_file(stage_config)
+            for stage, stage_config in enumerate(stage_configs):
+                config = copy.deepcopy(stage_config)  # filled in per fold below
                 out = Path(runs_dir) / f"fold-{fold}" / (f"stage-{stage + 1}" if stage else "")
                 model_path = out / "model.safetensors"
                 if previous is not None:
@@ -410,9 +412,9 @@ def run_evaluation(
                     log(f"fold {fold}{f' stage {stage + 1}' if stage else ''}: training on {len(training_split.train)} writers "
                         f"({len(extra_writers)} of them from extra data), dev {len(split.dev)}, test {len(split.test)}")
                     train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
-                artifact = load_artifact(model_path)
-                check_fold_model(artifact, config, training_split, fold)
+                check_fold_model(read_metadata(model_path), model_path, config, training_split, fold)
                 previous = model_path
+            artifact = load_artifact(previous)
             cache = load_or_build(records, artifact.preprocess, log=None)
             part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
             parts.append(part)

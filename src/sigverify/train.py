@@ -283,7 +283,6 @@ def calibrate_network(
     """
     from .calibration import background_sample, calibrate_methods
     from .methods import METHODS
-    from .models.siamese import signature_vectors
 
     all_ids = cache.content_ids()
     dev_records = [cache.records[i] for i in dev_idx]
@@ -298,8 +297,8 @@ def calibrate_network(
     distance_threshold = -single["single"]["1"]["threshold_raw"]
     train_records = [cache.records[i] for i in train_idx]
     background_idx = train_idx[background_sample(train_records)]
-    # The writer-dependent classifiers see the global part only: no local descriptors stored here.
-    background = comparator.global_part(signature_vectors(network, cache.images[background_idx], cache.sizes[background_idx], size_weight, bf16=bf16))
+    # The writer-dependent classifiers see the global part only: no local descriptors computed or stored.
+    background = with_sizes(embed_images(network, cache.images[background_idx], bf16=bf16), cache.sizes[background_idx], size_weight, network.embedding_dim)
     calibration = calibrate_methods(
         dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids, comparator=comparator
     )

@@ -20,15 +20,13 @@ import time
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import cv2
 import numpy as np
 
+from ..methods import EUCLIDEAN, Comparator
 from . import CLEANERS, clean_classical, load_cleaner, run_network
-
-if TYPE_CHECKING:
-    from ..methods import Comparator
 
 INK_THRESHOLD = 160
 
@@ -219,14 +217,12 @@ def author_pairs(authors: Sequence[str], *, max_negatives: int = 4000, seed: int
     return kept, same + different, np.array([1] * len(same) + [0] * len(different))
 
 
-def pair_scores(vectors: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]], comparator: Optional["Comparator"] = None) -> np.ndarray:
-    """Minus the distance between the two crops' vectors of each pair (higher = more alike); the
-    model's ``comparator`` (Euclidean when None)."""
-    from ..methods import EUCLIDEAN
-
+def pair_scores(vectors: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]], comparator: Comparator = EUCLIDEAN) -> np.ndarray:
+    """Minus the distance between the two crops' vectors of each pair (higher = more alike), by the
+    model's ``comparator``."""
     first = np.stack([vectors[i] for i, _ in pairs])
     second = np.stack([vectors[j] for _, j in pairs])
-    return -(comparator or EUCLIDEAN).paired(first, second)
+    return -comparator.paired(first, second)
 
 
 def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *, max_negatives: int = 4000, seed: int = 0, grid: Optional[str] = None, log=print) -> dict[str, Any]:
