@@ -161,6 +161,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recalibrate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .train import recalibrate
+
+    command = "sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for run in args.runs:
+        try:
+            path = recalibrate(run, command=command)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"sigverify: recalibrate: {exc}", file=sys.stderr)
+            return 2
+        print(path)
+    return 0
+
+
 # ----------------------------------------------------------------------------- verify
 
 EXIT_CODES = {"genuine": 0, "forged": 1, "inconclusive": 2}
@@ -574,6 +590,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
+
+    recal = commands.add_parser(
+        "recalibrate",
+        help="refit finished training runs' calibration (size and ink weights, thresholds) on their dev writers",
+        description=(
+            "Fit again, with this version's code, what training fits on the dev writers after the last "
+            "epoch (size and ink weights, thresholds, per-method calibration, WD background) and rewrite "
+            "RUN/model.safetensors; the network weights are not touched."
+        ),
+    )
+    recal.add_argument("runs", nargs="+", metavar="RUN", help="training output folders (holding config.json, split.json, best.safetensors)")
+    recal.set_defaults(handler=cmd_recalibrate)
 
     from .methods import METHODS
 
