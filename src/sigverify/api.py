@@ -34,7 +34,9 @@ DEFAULT_METHOD = "fusion-mean"
 DEFAULT_INCONCLUSIVE_BAND = 0.1
 DECISIONS = ("genuine", "forged", "inconclusive")
 
-_models: dict[str, ModelArtifact] = {}
+# resolved path -> ((mtime_ns, size) of the file when loaded, artifact): a model file rewritten in
+# place (``sigverify recalibrate``, a new training run) is loaded again, not served stale.
+_models: dict[str, tuple[tuple[int, int], ModelArtifact]] = {}
 _models_lock = threading.Lock()
 
 ModelLike = Union[None, str, os.PathLike, ModelArtifact]
@@ -49,18 +51,21 @@ def default_model_path() -> Path:
 
 
 def load_model(model: ModelLike = None) -> ModelArtifact:
-    """Load (once, then from the cache) a model artifact; no argument: the shipped default."""
+    """Load (once, then from the cache while the file is unchanged) a model artifact; no argument:
+    the shipped default."""
     if isinstance(model, ModelArtifact):
         return model
     path = Path(model) if model is not None else default_model_path()
     key = str(path.resolve())
     with _models_lock:
-        if key not in _models:
-            if not path.is_file():
-                hint = " (the default model ships in the package; rebuild it with scripts/train_default.sh)" if model is None else ""
-                raise ModelError(f"{path}: no such model file{hint}")
-            _models[key] = load_artifact(path)
-        return _models[key]
+        if not path.is_file():
+            hint = " (the default model ships in the package; rebuild it with scripts/train_default.sh)" if model is None else ""
+            raise ModelError(f"{path}: no such model file{hint}")
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if key not in _models or _models[key][0] != stamp:
+            _models[key] = (stamp, load_artifact(path))
+        return _models[key][1]
 
 
 class _Prepared:
