@@ -31,13 +31,13 @@ def test_batch_pairs_are_the_same_writer_pairs_and_some_random_ones():
     assert len(random) == 5 and all(writer[a] != writer[b] and genuine[a] for a, b in random)
 
 
-def _distance(size_dims: int = 0, ink_dims: int = 0) -> LearnedDistance:
+def _distance(size_dims: int = 0) -> LearnedDistance:
     torch.manual_seed(0)
     comparator = LocalComparator(channels=6, map_size=(3, 4), projected=2, hidden=8)
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training
         comparator.train()
         comparator.compare(torch.randn(16, 6, 3, 4))
-    return LearnedDistance(comparator, embedding_dim=5, size_dims=size_dims, ink_dims=ink_dims)
+    return LearnedDistance(comparator, embedding_dim=5, size_dims=size_dims)
 
 
 def test_learned_distance_is_symmetric_non_negative_and_its_matrix_matches_the_pairs():
@@ -58,36 +58,6 @@ def test_learned_distance_is_symmetric_non_negative_and_its_matrix_matches_the_p
     assert distance.global_part(a).shape == (4, 8)
     with pytest.raises(ValueError, match="vectors of size"):
         distance.matrix(a[:, :10], b)
-
-
-def test_ink_darkness_lowers_the_logit_by_its_own_difference():
-    from scipy.special import expit
-
-    distance = _distance(size_dims=3, ink_dims=1)
-    rng = np.random.default_rng(2)
-    a = rng.normal(size=(3, 5 + 3 + 1 + 24)).astype(np.float32)
-    b = a.copy()
-    b[:, 8] += 1.5  # the weighted ink darkness differs, nothing else
-    assert distance.global_part(a).shape == (3, 9)
-    # distance = -log P(same): the logit drops by exactly |delta ink|, added to the size term
-    same, apart = distance.paired(a, a), distance.paired(a, b)
-    np.testing.assert_allclose(expit(-np.log(np.expm1(apart))), expit(-np.log(np.expm1(same)) - 1.5), rtol=1e-4)
-    b[:, 5:8] += np.array([3.0, 4.0, 0.0], dtype=np.float32)  # and a size difference of norm 5
-    both = distance.paired(a, b)
-    np.testing.assert_allclose(-np.log(np.expm1(both)), -np.log(np.expm1(same)) - 6.5, rtol=1e-4, atol=1e-4)
-
-
-def test_ink_weight_needs_the_ink_measurement():
-    from sigverify.models.siamese import with_sizes
-
-    embedded = np.ones((2, 6), dtype=np.float32)  # 4 embedding values + 2 local values
-    sizes = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
-    vectors = with_sizes(embedded, sizes, 2.0, 4, ink_weight=10.0)
-    np.testing.assert_array_equal(vectors[0], [1, 1, 1, 1, 2, 4, 6, 40, 1, 1])
-    np.testing.assert_array_equal(with_sizes(embedded, sizes, 0.0, 4, ink_weight=10.0)[1], [1, 1, 1, 1, 80, 1, 1])
-    np.testing.assert_array_equal(with_sizes(embedded, sizes, 2.0, 4)[1], [1, 1, 1, 1, 10, 12, 14, 1, 1])
-    with pytest.raises(ValueError, match="ink darkness"):
-        with_sizes(embedded, sizes[:, :3], 2.0, 4, ink_weight=10.0)  # measurements from an old cache
 
 
 def test_local_head_settings_are_checked():
@@ -143,13 +113,13 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     assert by_vectors["score"] == pytest.approx(by_images["score"], abs=1e-6)
 
     # Recalibration refits what training fitted on the dev writers, without touching the weights.
-    from sigverify.train import INK_WEIGHTS_LOCAL, recalibrate
+    from sigverify.train import recalibrate
 
     before = load_artifact(local)
     again = load_artifact(recalibrate(Path(local).parent, log=lambda _: None, command="test"))
     assert again.version != before.version
-    assert sorted(again.metadata["ink_weight_dev_table"]) == sorted(str(w) for w in INK_WEIGHTS_LOCAL)
-    assert again.ink_weight in INK_WEIGHTS_LOCAL and again.size_weight == before.size_weight
+    assert again.size_weight == before.size_weight and again.metadata["size_weight_dev_table"] == before.metadata["size_weight_dev_table"]
+    assert again.metadata["calibration"].keys() == before.metadata["calibration"].keys()
     recorded = again.metadata["training"]
     assert recorded["recalibrated"]["command"] == "test" and recorded["command"] == before.metadata["training"]["command"]
     assert recorded["init_version"] == before.metadata["training"]["init_version"]

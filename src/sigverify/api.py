@@ -113,9 +113,9 @@ def represent(
     -------
     np.ndarray
         ``N x D`` float32 (``D = load_model().vector_dim``): the L2-normalised embedding, followed
-        by the weighted measurements the model compares (3 size values when
-        ``load_model().size_weight > 0``, the ink darkness when ``load_model().ink_weight > 0``) and,
-        for a model with a learned local head, its local descriptor.
+        by the weighted measured size when the model compares sizes (3 values,
+        ``load_model().size_weight > 0``) and, for a model with a learned local head, its local
+        descriptor.
     """
     artifact = load_model(model)
     if not isinstance(images, (list, tuple)):

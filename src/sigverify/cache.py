@@ -3,7 +3,7 @@
 The cache is a compressed ``.npz`` (no pickled objects) holding:
 
 ``images``   N x H x W uint8, the preprocessed signatures;
-``sizes``    N x 4 float32, each signature's measurements (size and ink darkness) (see :func:`sigverify.preprocess.preprocess_with_size`);
+``sizes``    N x 3 float32, each signature's measured size (see :func:`sigverify.preprocess.preprocess_with_size`);
 ``paths``, ``writers``, ``labels``, ``datasets``, ``forgers``, ``samples``   per-image strings;
 ``sha256``   hash of each file's bytes; ``pixel_hash``: hash of its decoded pixels; ``phash``: 256-bit
              perceptual hash (hex) of the decoded image, for near-duplicate checks;
@@ -29,9 +29,9 @@ import numpy as np
 
 from .datasets import Record
 from .errors import SigverifyError
-from .preprocess import DEFAULT_CONFIG, MEASUREMENTS, PreprocessConfig
+from .preprocess import DEFAULT_CONFIG, PreprocessConfig
 
-CACHE_FORMAT = 4  # 4: sizes gained the ink darkness
+CACHE_FORMAT = 3
 # 256-bit perceptual hashes: at 64 bits distinct signatures of one writer collide (measured on CEDAR).
 PHASH_SIZE = 16
 
@@ -226,7 +226,7 @@ def build_cache(
         "workers": workers,
         "failures": failures,
     }
-    sizes = np.stack([facts[i].size for i in kept]).astype(np.float32) if kept else np.zeros((0, len(MEASUREMENTS)), dtype=np.float32)
+    sizes = np.stack([facts[i].size for i in kept]).astype(np.float32) if kept else np.zeros((0, 3), dtype=np.float32)
     return Cache(
         images=images,
         sizes=sizes,

@@ -593,10 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     recal = commands.add_parser(
         "recalibrate",
-        help="refit finished training runs' calibration (size and ink weights, thresholds) on their dev writers",
+        help="refit finished training runs' calibration (size weight, thresholds) on their dev writers",
         description=(
             "Fit again, with this version's code, what training fits on the dev writers after the last "
-            "epoch (size and ink weights, thresholds, per-method calibration, WD background) and rewrite "
+            "epoch (size weight, thresholds, per-method calibration, WD background) and rewrite "
             "RUN/model.safetensors; the network weights are not touched."
         ),
     )

@@ -181,10 +181,6 @@ def _fit_on_canvas(ink: np.ndarray, weights: np.ndarray, config: PreprocessConfi
 
 
 SIZE_FEATURES = ("log_width_in", "log_height_in", "log_ink_area_in2")
-INK_FEATURES = ("log_ink_darkness",)
-# What preprocess_with_size measures, in this order; a model weighs the size and the ink groups
-# separately (its ``size_weight`` and ``ink_weight``, chosen on dev writers).
-MEASUREMENTS = SIZE_FEATURES + INK_FEATURES
 
 
 def preprocess_with_size(
@@ -200,10 +196,8 @@ def preprocess_with_size(
     image : np.ndarray
         ``config.height x config.width`` uint8, ink bright on a 0 background.
     size : np.ndarray
-        ``len(MEASUREMENTS)`` float32 measurements (:data:`MEASUREMENTS`): log width and log height of the ink box in
-        inches and log ink area in square inches, at the file's resolution (``dpi``) or
-        ``config.default_dpi``; then the log ink darkness, ``(paper - mean ink) / paper`` on the
-        denoised greyscale (the pen pressure and pen a writer uses; lost after ink normalisation).
+        ``3`` float32: log width and log height of the ink box in inches, log ink area in square
+        inches, at the file's resolution (``dpi``) or ``config.default_dpi``.
 
     Raises
     ------
@@ -243,9 +237,7 @@ def preprocess_with_size(
     if config.binarize:  # resizing blends edges into grey: threshold again at mid-grey
         canvas = np.where(canvas >= 128, 255, 0).astype(np.uint8)
     resolution = dpi or config.default_dpi
-    paper_level = max(1.0, float(np.median(gray[~mask])))
-    darkness = max(1e-3, (paper_level - float(gray[mask].mean())) / paper_level)
-    size = np.log(np.array([(c1 - c0) / resolution, (r1 - r0) / resolution, max(1, int((ink > 0).sum())) / resolution**2, darkness], dtype=np.float64))
+    size = np.log(np.array([(c1 - c0) / resolution, (r1 - r0) / resolution, max(1, int((ink > 0).sum())) / resolution**2], dtype=np.float64))
     return canvas, size.astype(np.float32)
 
 

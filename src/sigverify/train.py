@@ -90,7 +90,7 @@ class TrainConfig(TomlConfig):
     max_minutes: float = 0.0  # stop after this much wall time (0: no limit)
     cache_dir: Optional[str] = None
     name: Optional[str] = None
-    use_size: bool = True  # compare measured signature size and ink darkness too (weights chosen on dev writers)
+    use_size: bool = True  # compare measured signature sizes too (weight chosen on dev writers)
     # A verifier file (same architecture and preprocessing) whose weights start the training: "default"
     # for the shipped model (fine-tuning on your own writers), or e.g. a network pretrained on
     # synthetic writers (scripts/make_synthetic_signatures.py); None: random initialisation.
@@ -229,25 +229,25 @@ def selection_key(metrics: dict[str, float]) -> float:
 SIZE_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 # With a learned local head the size distance is subtracted from the pair logit: weights in logit units.
 SIZE_WEIGHTS_LOCAL = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-# The log ink darkness varies about 0.2 within a dataset (CEDAR), half as much as the log size:
-# the grid reaches further.
-INK_WEIGHTS = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0)
-INK_WEIGHTS_LOCAL = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
-def _measurement_table(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, candidates: Sequence[tuple[float, float]], network: Optional[SiameseModel]) -> dict[tuple[float, float], dict]:
-    """Dev figures of each (size weight, ink weight): the one-reference EER and the five-reference
-    writer-threshold EER (skilled forgeries, or random ones when the dev writers have none)."""
+def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, weights=None, network: Optional[SiameseModel] = None) -> tuple[float, dict]:
+    """Weight of the measured size in the compared vectors, chosen on dev writers: the one with the
+    lowest mean of the one-reference EER and the five-reference writer-threshold EER (skilled).
+    ``network``: needed when ``embeddings`` carry local descriptors (its learned distance)."""
     from .methods import EUCLIDEAN
     from .protocol import multi_reference_trials, score_trials
 
     pairs = single_reference_pairs(records, content_ids=content_ids, seed=0)
     trials = multi_reference_trials(records, 5, draws=2, seed=0, content_ids=content_ids)
-    embedding_dim = network.embedding_dim if network is not None else embeddings.shape[1]
     table = {}
-    for size_weight, ink_weight in candidates:
-        vectors = with_sizes(embeddings, sizes, size_weight, embedding_dim, ink_weight=ink_weight)
-        comparator = comparator_for(network, size_weight, ink_weight) if network is not None else EUCLIDEAN
+    local = network is not None and network.local is not None
+    if weights is None:
+        weights = SIZE_WEIGHTS_LOCAL if local else SIZE_WEIGHTS
+    embedding_dim = network.embedding_dim if network is not None else embeddings.shape[1]
+    for weight in weights:
+        vectors = with_sizes(embeddings, sizes, weight, embedding_dim)
+        comparator = comparator_for(network, weight) if network is not None else EUCLIDEAN
         chosen = (pairs.kinds == "genuine") | (pairs.kinds == ("skilled" if (pairs.kinds == "skilled").any() else "random"))
         one = eer(pairs.labels[chosen], distance_scores(vectors, pairs, comparator)[chosen])[0]
         scored = score_trials(trials, vectors, "writer-threshold", comparator=comparator)
@@ -256,31 +256,9 @@ def _measurement_table(embeddings: np.ndarray, sizes: np.ndarray, records, conte
             five = eer(scored.labels[mask], scored.scores[mask])[0]
         else:
             five = one
-        table[(size_weight, ink_weight)] = {"eer_1ref": one, "eer_5ref_writer_threshold": five}
-    return table
-
-
-def _best_weight(table: dict[tuple[float, float], dict], position: int) -> tuple[float, dict]:
-    """The weight (at ``position`` of the candidate pair) with the lowest mean of the two dev EERs."""
-    best = min(table, key=lambda pair: (table[pair]["eer_1ref"] + table[pair]["eer_5ref_writer_threshold"]) / 2)
-    return float(best[position]), {str(pair[position]): figures for pair, figures in table.items()}
-
-
-def choose_size_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, weights=None, network: Optional[SiameseModel] = None) -> tuple[float, dict]:
-    """Weight of the measured size in the compared vectors, chosen on dev writers: the one with the
-    lowest mean of the one-reference EER and the five-reference writer-threshold EER (skilled).
-    ``network``: needed when ``embeddings`` carry local descriptors (its learned distance)."""
-    local = network is not None and network.local is not None
-    weights = weights if weights is not None else (SIZE_WEIGHTS_LOCAL if local else SIZE_WEIGHTS)
-    return _best_weight(_measurement_table(embeddings, sizes, records, content_ids, [(w, 0.0) for w in weights], network), 0)
-
-
-def choose_ink_weight(embeddings: np.ndarray, sizes: np.ndarray, records, content_ids, size_weight: float, weights=None, network: Optional[SiameseModel] = None) -> tuple[float, dict]:
-    """Weight of the measured ink darkness, chosen after the size weight (kept at ``size_weight``) on
-    the same dev writers by the same criterion."""
-    local = network is not None and network.local is not None
-    weights = weights if weights is not None else (INK_WEIGHTS_LOCAL if local else INK_WEIGHTS)
-    return _best_weight(_measurement_table(embeddings, sizes, records, content_ids, [(size_weight, w) for w in weights], network), 1)
+        table[str(weight)] = {"eer_1ref": one, "eer_5ref_writer_threshold": five}
+    best = min(weights, key=lambda w: (table[str(w)]["eer_1ref"] + table[str(w)]["eer_5ref_writer_threshold"]) / 2)
+    return float(best), table
 
 
 def calibrate_network(
@@ -294,15 +272,15 @@ def calibrate_network(
     use_size: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    """Size and ink weights, thresholds, per-method calibration (dev writers only) and the WD
-    background (training writers).
+    """Size weight, thresholds, per-method calibration (dev writers only) and the WD background
+    (training writers).
 
     Returns
     -------
     dict
         ``thresholds`` (``["distance"]``: accept a one-reference pair when the distance is at most
         this), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
-        ``size_weight``, ``size_weight_dev_table``, ``ink_weight``, ``ink_weight_dev_table``.
+        ``size_weight``, ``size_weight_dev_table``.
     """
     from .calibration import background_sample, calibrate_methods
     from .methods import METHODS
@@ -311,22 +289,21 @@ def calibrate_network(
     dev_records = [cache.records[i] for i in dev_idx]
     dev_ids = [all_ids[i] for i in dev_idx]
     dev_embeddings = embed_images(network, cache.images[dev_idx], bf16=bf16, with_local=network.local is not None)
-    size_weight, size_table, ink_weight, ink_table = (0.0, {}, 0.0, {})
-    if use_size:  # the physical measurements: size first, then the ink darkness given that size weight
+    size_weight, size_table = (0.0, {})
+    if use_size:
         size_weight, size_table = choose_size_weight(dev_embeddings, cache.sizes[dev_idx], dev_records, dev_ids, network=network)
-        ink_weight, ink_table = choose_ink_weight(dev_embeddings, cache.sizes[dev_idx], dev_records, dev_ids, size_weight, network=network)
-    dev_vectors = with_sizes(dev_embeddings, cache.sizes[dev_idx], size_weight, network.embedding_dim, ink_weight=ink_weight)
-    comparator = comparator_for(network, size_weight, ink_weight)
+    dev_vectors = with_sizes(dev_embeddings, cache.sizes[dev_idx], size_weight, network.embedding_dim)
+    comparator = comparator_for(network, size_weight)
     single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids, comparator=comparator)
     distance_threshold = -single["single"]["1"]["threshold_raw"]
     train_records = [cache.records[i] for i in train_idx]
     background_idx = train_idx[background_sample(train_records)]
     # The writer-dependent classifiers see the global part only: no local descriptors computed or stored.
-    background = with_sizes(embed_images(network, cache.images[background_idx], bf16=bf16), cache.sizes[background_idx], size_weight, network.embedding_dim, ink_weight=ink_weight)
+    background = with_sizes(embed_images(network, cache.images[background_idx], bf16=bf16), cache.sizes[background_idx], size_weight, network.embedding_dim)
     calibration = calibrate_methods(
         dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids, comparator=comparator
     )
-    log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}, ink weight {ink_weight}; "
+    log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}; "
         f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures")
     return {
         "thresholds": {"distance": float(distance_threshold)},
@@ -334,8 +311,6 @@ def calibrate_network(
         "background": background,
         "size_weight": size_weight,
         "size_weight_dev_table": size_table,
-        "ink_weight": ink_weight,
-        "ink_weight_dev_table": ink_table,
     }
 
 
@@ -587,7 +562,7 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
         "name": config.name or out.name,
         "version": f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}",
         "preprocess": cache.config.to_dict(),
-        **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "ink_weight", "ink_weight_dev_table", "calibration")},
+        **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "calibration")},
         "dev_metrics": best.metadata.get("dev_metrics", {}),
         "selected_epoch": best.metadata.get("epoch"),
         "training": {
@@ -617,7 +592,7 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
 def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None) -> Path:
     """Refit a finished training run's calibration with this version's code, without training.
 
-    The selected weights (``best.safetensors``) are kept; the size and ink weights, the thresholds,
+    The selected weights (``best.safetensors``) are kept; the size weight, the thresholds,
     the per-method calibration and the WD background are fitted again on the run's own dev writers
     (its ``split.json``) exactly as :func:`finalize` fits them at the end of training, and
     ``model.safetensors`` is rewritten with a new version. The original training facts (command,

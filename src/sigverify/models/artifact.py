@@ -64,17 +64,9 @@ class ModelArtifact:
         return float(self.metadata.get("size_weight", 0.0))
 
     @property
-    def ink_weight(self) -> float:
-        """Weight of the measured ink darkness in the compared vectors (0: not used; older models)."""
-        return float(self.metadata.get("ink_weight", 0.0))
-
-    @property
     def global_dim(self) -> int:
-        """Length of the embedding plus the weighted measurements the model uses (3 size values,
-        1 ink value)."""
-        from .siamese import measurement_dims
-
-        return self.network.embedding_dim + sum(measurement_dims(self.size_weight, self.ink_weight))
+        """Length of the embedding plus, when the model uses size, the weighted size (3 values)."""
+        return self.network.embedding_dim + (3 if self.size_weight else 0)
 
     @property
     def vector_dim(self) -> int:
@@ -88,14 +80,14 @@ class ModelArtifact:
         from .local import comparator_for
 
         if self._comparator is None:  # built once: a learned distance remembers recent matrices
-            self._comparator = comparator_for(self.network, self.size_weight, self.ink_weight)
+            self._comparator = comparator_for(self.network, self.size_weight)
         return self._comparator
 
     def vectors(self, images: np.ndarray, sizes: Optional[np.ndarray], *, bf16: bool = True, tta: bool = False) -> np.ndarray:
-        """Embeddings (and weighted measurements) of preprocessed images: what the methods compare."""
+        """Embeddings (and weighted sizes) of preprocessed images: what the methods compare."""
         from .siamese import signature_vectors
 
-        return signature_vectors(self.network, images, sizes, self.size_weight, ink_weight=self.ink_weight, bf16=bf16, tta=tta)
+        return signature_vectors(self.network, images, sizes, self.size_weight, bf16=bf16, tta=tta)
 
     @property
     def thresholds(self) -> dict[str, float]:

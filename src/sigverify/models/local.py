@@ -125,20 +125,18 @@ def comparator_loss(comparator: LocalComparator, descriptors: torch.Tensor, vect
 
 
 class LearnedDistance:
-    """A model's learned distance between signature vectors ``[embedding | size | ink | local descriptor]``.
+    """A model's learned distance between signature vectors ``[embedding | size | local descriptor]``.
 
     The L2-normalised embeddings' Euclidean distance and the two local descriptors go through the
-    comparator; the weighted sizes (``size_dims`` = 3 values, present when the model uses size) lower
-    the logit by their Euclidean distance, and the weighted ink darkness (``ink_dims`` = 1 value) by
-    its absolute difference, so both weights are in logit units. Distance = ``softplus(-logit)`` =
+    comparator; the weighted sizes (3 values, present when the model uses size) lower the logit by
+    their Euclidean distance, so the size weight is in logit units. Distance = ``softplus(-logit)`` =
     ``-log P(same writer's genuine pair)``. Implements :class:`sigverify.methods.Comparator`.
     """
 
-    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, ink_dims: int = 0, *, batch_size: int = 512, cache_size: int = 4096) -> None:
+    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, *, batch_size: int = 512, cache_size: int = 4096) -> None:
         self.comparator = comparator.eval()
         self.embedding_dim = int(embedding_dim)
-        self.size_end = int(embedding_dim) + int(size_dims)
-        self.global_dim = self.size_end + int(ink_dims)
+        self.global_dim = int(embedding_dim) + int(size_dims)
         self.batch_size = batch_size
         # Evaluation and calibration score the same trial with every method: remember recent matrices.
         self._matrices: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -160,8 +158,7 @@ class LearnedDistance:
             b = torch.from_numpy(np.ascontiguousarray(second[start : start + self.batch_size], dtype=np.float32))
             e, g = self.embedding_dim, self.global_dim
             logits = self.comparator.logit(a[:, g:].reshape(-1, *shape), b[:, g:].reshape(-1, *shape), (a[:, :e] - b[:, :e]).norm(dim=1))
-            s = self.size_end
-            logits = logits - (a[:, e:s] - b[:, e:s]).norm(dim=1) - (a[:, s:g] - b[:, s:g]).norm(dim=1)
+            logits = logits - (a[:, e:g] - b[:, e:g]).norm(dim=1)
             out.append(F.softplus(-logits).numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
@@ -182,16 +179,14 @@ class LearnedDistance:
         return vectors[:, : self.global_dim]
 
 
-def comparator_for(network: "SiameseModel", size_weight: float, ink_weight: float = 0.0) -> "Comparator":
+def comparator_for(network: "SiameseModel", size_weight: float) -> "Comparator":
     """How the decision methods compare this network's vectors: Euclidean, or the learned distance
-    of its local head (the vectors carrying the weighted size and ink darkness when their weights are
-    not 0)."""
+    of its local head (the vectors carrying the weighted size when ``size_weight`` is not 0)."""
     from ..methods import EUCLIDEAN
-    from .siamese import measurement_dims
 
     if network.local is None:
         return EUCLIDEAN
-    return LearnedDistance(network.local, network.embedding_dim, *measurement_dims(size_weight, ink_weight))
+    return LearnedDistance(network.local, network.embedding_dim, 3 if size_weight else 0)
 
 
 def _fingerprint(array: np.ndarray) -> str:

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..preprocess import INK_FEATURES, MEASUREMENTS, SIZE_FEATURES
 from .backbones import build_backbone
 from .local import LocalComparator
 from .losses import PairHead
@@ -153,48 +152,28 @@ def embed_images(
     return np.concatenate(chunks).astype(np.float32)
 
 
-def measurement_dims(size_weight: float, ink_weight: float = 0.0) -> tuple[int, int]:
-    """How many weighted size values and ink values follow the embedding in a model's vectors."""
-    return (len(SIZE_FEATURES) if size_weight else 0, len(INK_FEATURES) if ink_weight else 0)
-
-
 def signature_vectors(
     network: SiameseModel,
     images: np.ndarray,
     sizes: Optional[np.ndarray],
     size_weight: float,
     *,
-    ink_weight: float = 0.0,
     bf16: bool = False,
     tta: bool = False,
 ) -> np.ndarray:
-    """What every decision method compares: the embedding, then the measured size scaled by
-    ``size_weight`` and the ink darkness scaled by ``ink_weight`` (each only when its weight is not 0;
-    see :func:`with_sizes`), then the flattened local descriptor when the model has a local head:
-    ``N x (D [+ 3] [+ 1] [+ L])``."""
+    """What every decision method compares: the embedding, plus the measured size scaled by
+    ``size_weight`` when the model uses size (``N x (D + 3)``), plus the flattened local descriptor
+    when the model has a local head (``N x (D [+ 3] + L)``)."""
     embedded = embed_images(network, images, bf16=bf16, tta=tta, with_local=network.local is not None)
-    if not size_weight and not ink_weight:
+    if not size_weight:
         return embedded
     if sizes is None or len(sizes) != len(images):
-        raise ValueError("this model compares signature measurements: give one measurement vector per image")
-    return with_sizes(embedded, sizes, size_weight, network.embedding_dim, ink_weight=ink_weight)
+        raise ValueError("this model compares signature sizes: give one size vector per image")
+    return with_sizes(embedded, np.asarray(sizes, dtype=np.float32), size_weight, network.embedding_dim).astype(np.float32)
 
 
-def with_sizes(embedded: np.ndarray, sizes: np.ndarray, weight: float, embedding_dim: int, *, ink_weight: float = 0.0) -> np.ndarray:
-    """Insert the weighted measurements (``N x len(MEASUREMENTS)``, see
-    :func:`sigverify.preprocess.preprocess_with_size`) after the embedding, before any local
-    descriptor: the 3 size values times ``weight``, then the ink darkness times ``ink_weight``, each
-    group left out when its weight is 0."""
-    sizes = np.asarray(sizes, dtype=np.float32)
-    n_size, n_ink = len(SIZE_FEATURES), len(INK_FEATURES)
-    parts = [embedded[:, :embedding_dim]]
-    if weight:
-        parts.append(weight * sizes[:, :n_size])
-    if ink_weight:
-        if sizes.ndim != 2 or sizes.shape[1] < n_size + n_ink:
-            raise ValueError(f"this model compares ink darkness: {len(MEASUREMENTS)} measurements per signature expected, got shape {sizes.shape} (an old cache? rebuild it)")
-        parts.append(ink_weight * sizes[:, n_size : n_size + n_ink])
-    if len(parts) == 1:
+def with_sizes(embedded: np.ndarray, sizes: np.ndarray, weight: float, embedding_dim: int) -> np.ndarray:
+    """Insert the weighted sizes (``N x 3``) after the embedding, before any local descriptor."""
+    if not weight:
         return embedded
-    parts.append(embedded[:, embedding_dim:])
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    return np.concatenate([embedded[:, :embedding_dim], weight * sizes, embedded[:, embedding_dim:]], axis=1)
