@@ -24,6 +24,12 @@ def test_every_command_has_help(command, capsys):
     assert "usage: sigverify" in capsys.readouterr().out
 
 
+def test_recalibrate_refuses_a_folder_that_is_not_a_finished_run(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["recalibrate", str(tmp_path)]) == 2
+    assert "not a finished training run" in capsys.readouterr().err
+
+
 def test_demo_runs(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -37,7 +37,7 @@ def test_fixed_model_report(tiny_model, toy_data, tmp_path):
     for figure in ("eer", "eer_random", "eer_user_thresholds", "far_skilled", "far_random", "frr", "accuracy", "auc_mean"):
         assert 0 <= row[figure]["mean"] <= 1 and row[figure]["std"] >= 0
     assert row["runs"] == 2 and sum(row["confusion"].values()) > 0
-    assert {"probe_pixels_auc", "probe_embedding_auc", "probe_measurements_auc", "shuffled_references.eer"} <= set(report["controls"])
+    assert {"probe_pixels_auc", "probe_embedding_auc", "probe_size_auc", "shuffled_references.eer"} <= set(report["controls"])
     assert "skilled" in report["one_reference"][0]
     assert len(report["plots"]) >= 3 and all(p.endswith(".png") for p in report["plots"])
 

@@ -109,7 +109,7 @@ def reference_blind_probes(cache: Cache, train_idx: np.ndarray, test_idx: np.nda
         ("probe_pixels_auc", np.hstack([_probe_features(cache.images[train_idx]), size_train]), np.hstack([_probe_features(cache.images[test_idx]), size_test])),
         ("probe_embedding_auc", np.hstack([embeddings_train, size_train]), np.hstack([embeddings_test, size_test])),
         # the measured size alone: how much a model weighing it could learn without any reference
-        ("probe_measurements_auc", size_train, size_test),
+        ("probe_size_auc", size_train, size_test),
     ):
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
         probe.fit(x_train, y_train)

@@ -599,6 +599,7 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     wall time, the model it started from) are kept and the recalibration is recorded under
     ``training.recalibrated``.
     """
+    from . import __version__
     from .models.artifact import read_metadata
 
     out = Path(run_dir)
@@ -620,8 +621,6 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     dev_idx = np.flatnonzero(np.isin(writer_keys, split.dev))
     if len(dev_idx) == 0:
         raise ValueError(f"{out}: the run's dev writers are not in its data")
-    from . import __version__
-
     record = {
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
