@@ -69,7 +69,7 @@ def test_local_head_settings_are_checked():
         TrainConfig(loss="triplet-hard", local_head={"projected": 4})
 
 
-def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, toy_data):
+def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, toy_data, monkeypatch):
     import sigverify
     from sigverify.methods import METHODS
     from sigverify.train import TrainConfig, train
@@ -116,8 +116,11 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     from sigverify.train import recalibrate
 
     before = load_artifact(local)
+    # within the same second as training (the version's clock): the version must still change
+    monkeypatch.setattr("sigverify.train.time.strftime", lambda *_: before.version.rsplit("-", 1)[1])
     again = load_artifact(recalibrate(Path(local).parent, log=lambda _: None, command="test"))
-    assert again.version != before.version
+    monkeypatch.undo()
+    assert again.version == before.version + "-recalibrated"
     assert again.size_weight == before.size_weight and again.metadata["size_weight_dev_table"] == before.metadata["size_weight_dev_table"]
     assert again.metadata["calibration"].keys() == before.metadata["calibration"].keys()
     recorded = again.metadata["training"]

@@ -542,7 +542,8 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
     """Calibrate the best weights on dev writers and write ``model.safetensors`` with full metadata.
 
     ``recalibration`` (from :func:`recalibrate`): the finished run's training facts to keep
-    (``init_version``) and a record of the recalibration, stored under ``training.recalibrated``."""
+    (``init_version``), the version it replaces (the new one always differs) and a record of the
+    recalibration, stored under ``training.recalibrated``."""
     from .models.artifact import load_artifact
 
     best = load_artifact(out / "best.safetensors")
@@ -558,9 +559,12 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
 
         initial = read_metadata(default_model_path() if config.init == "default" else config.init)
         init_version = initial.get("version") or initial.get("name")
+    version = f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}"
+    if recalibration and version == recalibration.get("previous_version"):  # refitted within the same second
+        version += "-recalibrated"
     metadata = {
         "name": config.name or out.name,
-        "version": f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}",
+        "version": version,
         "preprocess": cache.config.to_dict(),
         **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "calibration")},
         "dev_metrics": best.metadata.get("dev_metrics", {}),
@@ -610,7 +614,8 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
         config = TrainConfig.from_dict(json.load(handle))
     with open(out / "log.json") as handle:
         history = json.load(handle)
-    training = read_metadata(out / "model.safetensors").get("training", {})
+    previous = read_metadata(out / "model.safetensors")
+    training = previous.get("training", {})
     preprocess_config = PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig()
     records = []
     for root in config.data:
@@ -629,5 +634,5 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     }
     return finalize(
         config, out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
-        recalibration={"init_version": training.get("init_version"), "record": record},
+        recalibration={"init_version": training.get("init_version"), "previous_version": previous.get("version"), "record": record},
     )
