@@ -346,6 +346,19 @@ def _write_logs(history: list[dict], out: Path) -> None:
     _plot(history, out / "curves.png")
 
 
+def _data_cache(config: TrainConfig, preprocess_config: PreprocessConfig, log) -> Cache:
+    """Every image of the config's datasets, preprocessed with ``preprocess_config`` (cached)."""
+    records = []
+    for root in config.data:
+        records += read_dataset(root).records
+    return load_or_build(records, preprocess_config, cache_dir=config.cache_dir, log=log)
+
+
+def writer_indices(cache: Cache, writers: Sequence[str]) -> np.ndarray:
+    """Indices of the cache's images whose writer key is among ``writers``."""
+    return np.flatnonzero(np.isin([r.writer_key for r in cache.records], list(writers)))
+
+
 def machine_description() -> str:
     return f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
@@ -367,19 +380,14 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
 
     preprocess_config = PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig()
     initial = _initial_artifact(config.init, preprocess_config) if config.init and not resume else None
-    records = []
-    for root in config.data:
-        records += read_dataset(root).records
-    cache = load_or_build(records, preprocess_config, cache_dir=config.cache_dir, log=log)
+    cache = _data_cache(config, preprocess_config, log)
     split = WriterSplit.load(config.split_file) if config.split_file else split_writers(
         cache.records, dev_fraction=config.dev_fraction, test_fraction=config.test_fraction, seed=config.split_seed
     )
     split.save(str(out / "split.json"))
     with open(out / "config.json", "w") as handle:
         json.dump(config.to_dict(), handle, indent=1)
-    writer_keys = np.array([r.writer_key for r in cache.records])
-    train_idx = np.flatnonzero(np.isin(writer_keys, split.train))
-    dev_idx = np.flatnonzero(np.isin(writer_keys, split.dev))
+    train_idx, dev_idx = writer_indices(cache, split.train), writer_indices(cache, split.dev)
     if len(train_idx) == 0 or len(dev_idx) == 0:
         raise ValueError("the split leaves no training or no dev images")
     log(f"writers: {len(split.train)} train, {len(split.dev)} dev, {len(split.test)} test (held out); "
@@ -548,9 +556,7 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
 
     best = load_artifact(out / "best.safetensors")
     network = best.network
-    writer_keys = np.array([r.writer_key for r in cache.records])
-    train_idx = np.flatnonzero(np.isin(writer_keys, split.train))
-    calibrated = calibrate_network(network, cache, dev_idx, train_idx, bf16=config.bf16, use_size=config.use_size, log=log)
+    calibrated = calibrate_network(network, cache, dev_idx, writer_indices(cache, split.train), bf16=config.bf16, use_size=config.use_size, log=log)
     datasets = sorted({r.dataset for r in cache.records})
     init_version = (recalibration or {}).get("init_version")
     if config.init and not recalibration:
@@ -616,14 +622,9 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
         history = json.load(handle)
     previous = read_metadata(out / "model.safetensors")
     training = previous.get("training", {})
-    preprocess_config = PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig()
-    records = []
-    for root in config.data:
-        records += read_dataset(root).records
-    cache = load_or_build(records, preprocess_config, cache_dir=config.cache_dir, log=log)
+    cache = _data_cache(config, PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig(), log)
     split = WriterSplit.load(str(out / "split.json"))
-    writer_keys = np.array([r.writer_key for r in cache.records])
-    dev_idx = np.flatnonzero(np.isin(writer_keys, split.dev))
+    dev_idx = writer_indices(cache, split.dev)
     if len(dev_idx) == 0:
         raise ValueError(f"{out}: the run's dev writers are not in its data")
     record = {
