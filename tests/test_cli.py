@@ -28,6 +28,11 @@ def test_recalibrate_refuses_a_folder_that_is_not_a_finished_run(tmp_path, capsy
     (tmp_path / "config.json").write_text("{}")
     assert main(["recalibrate", str(tmp_path)]) == 2
     assert "not a finished training run" in capsys.readouterr().err
+    for name in ("split.json", "log.json", "best.safetensors", "model.safetensors"):
+        (tmp_path / name).write_text("[]")
+    (tmp_path / "config.json").write_text("{truncated")
+    assert main(["recalibrate", str(tmp_path)]) == 2
+    assert "config.json: not valid JSON" in capsys.readouterr().err
 
 
 def test_demo_runs(tmp_path, capsys):

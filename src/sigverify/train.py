@@ -616,10 +616,15 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     for name in ("config.json", "split.json", "log.json", "best.safetensors", "model.safetensors"):
         if not (out / name).exists():
             raise FileNotFoundError(f"{out / name} is missing: {out} is not a finished training run")
-    with open(out / "config.json") as handle:
-        config = TrainConfig.from_dict(json.load(handle))
-    with open(out / "log.json") as handle:
-        history = json.load(handle)
+    def read_json(name: str):
+        try:
+            with open(out / name) as handle:
+                return json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{out / name}: not valid JSON ({exc})") from None
+
+    config = TrainConfig.from_dict(read_json("config.json"))
+    history = read_json("log.json")
     previous = read_metadata(out / "model.safetensors")
     training = previous.get("training", {})
     cache = _data_cache(config, PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig(), log)
