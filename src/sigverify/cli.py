@@ -133,9 +133,14 @@ TRAIN_FLAGS = {
 }
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _invocation() -> str:
+    """This command line as typed (``sigverify ...``), recorded in what the command writes."""
     import shlex
 
+    return "sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
@@ -152,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model_args:
         values["model_args"] = json.loads(args.model_args)
     config = TrainConfig.from_dict(values)
-    command = "sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _invocation()
     try:
         train(config, resume=args.resume, progress=not args.no_progress, command=command)
     except (FileExistsError, ValueError) as exc:
@@ -162,11 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:
-    import shlex
-
     from .train import recalibrate
 
-    command = "sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _invocation()
     for run in args.runs:
         try:
             path = recalibrate(run, command=command)
@@ -377,8 +380,6 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_train_cleaner(args: argparse.Namespace) -> int:
-    import shlex
-
     from .cleaning.train import CleanerConfig, train_cleaner
 
     values = CleanerConfig.from_file(args.config).to_dict() if args.config else {}
@@ -386,7 +387,7 @@ def cmd_train_cleaner(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             values[flag] = value
-    train_cleaner(CleanerConfig.from_dict(values), command="sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    train_cleaner(CleanerConfig.from_dict(values), command=_invocation())
     return 0
 
 
@@ -480,8 +481,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
-    import shlex
-
     from .detection.train import DetectorConfig, train_detector
 
     values = DetectorConfig.from_file(args.config).to_dict() if args.config else {}
@@ -490,7 +489,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
         if value is not None:
             values[flag] = value
     config = DetectorConfig.from_dict(values)
-    train_detector(config, command="sigverify " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    train_detector(config, command=_invocation())
     return 0
 
 

@@ -359,6 +359,11 @@ def writer_indices(cache: Cache, writers: Sequence[str]) -> np.ndarray:
     return np.flatnonzero(np.isin([r.writer_key for r in cache.records], list(writers)))
 
 
+def _command_line() -> str:
+    """The process's command line, when the caller gave none to record."""
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
 def machine_description() -> str:
     return f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
@@ -585,7 +590,7 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
             "config": config.to_dict(),
             # which weights the training started from (its ``init``), when it did not start from scratch
             **({"init_version": init_version} if init_version else {}),
-            "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+            "command": command or _command_line(),
             "epochs_run": len(history),
             "wall_seconds": round(wall_seconds, 1),
             "machine": machine_description(),
@@ -616,6 +621,7 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     for name in ("config.json", "split.json", "log.json", "best.safetensors", "model.safetensors"):
         if not (out / name).exists():
             raise FileNotFoundError(f"{out / name} is missing: {out} is not a finished training run")
+
     def read_json(name: str):
         try:
             with open(out / name) as handle:
@@ -633,7 +639,7 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     if len(dev_idx) == 0:
         raise ValueError(f"{out}: the run's dev writers are not in its data")
     record = {
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "command": command or _command_line(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "sigverify_version": __version__,
         "previous": training.get("recalibrated"),
