@@ -595,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refit finished training runs' calibration (size weight, thresholds) on their dev writers",
         description=(
             "Fit again, with this version's code, what training fits on the dev writers after the last "
-            "epoch (size weight, thresholds, per-method calibration, WD background, cohort) and rewrite "
+            "epoch (size weight, thresholds, per-method calibration, WD background) and rewrite "
             "RUN/model.safetensors; the network weights are not touched."
         ),
     )

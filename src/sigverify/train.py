@@ -272,19 +272,18 @@ def calibrate_network(
     use_size: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    """Size weight, thresholds, per-method calibration (dev writers only), the WD background and the
-    cohort (training writers).
+    """Size weight, thresholds, per-method calibration (dev writers only) and the WD background
+    (training writers).
 
     Returns
     -------
     dict
         ``thresholds`` (``["distance"]``: accept a one-reference pair when the distance is at most
         this), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
-        ``cohort`` (``K x V`` full vectors: embedding [+ size] [+ local descriptor]),
         ``size_weight``, ``size_weight_dev_table``.
     """
-    from .calibration import COHORT_SAMPLE, background_sample, calibrate_methods
-    from .methods import METHODS, Cohort
+    from .calibration import background_sample, calibrate_methods
+    from .methods import METHODS
 
     all_ids = cache.content_ids()
     dev_records = [cache.records[i] for i in dev_idx]
@@ -301,22 +300,15 @@ def calibrate_network(
     background_idx = train_idx[background_sample(train_records)]
     # The writer-dependent classifiers see the global part only: no local descriptors computed or stored.
     background = with_sizes(embed_images(network, cache.images[background_idx], bf16=bf16), cache.sizes[background_idx], size_weight, network.embedding_dim)
-    # The cohort is compared with the model's own distance, so it keeps the local descriptors.
-    cohort_idx = train_idx[background_sample(train_records, **COHORT_SAMPLE)]
-    cohort_vectors = with_sizes(
-        embed_images(network, cache.images[cohort_idx], bf16=bf16, with_local=network.local is not None), cache.sizes[cohort_idx], size_weight, network.embedding_dim
-    ).astype(np.float16).astype(np.float32)  # as the artifact stores it, so dev calibration sees what serving will
     calibration = calibrate_methods(
-        dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids,
-        comparator=comparator, cohort=Cohort(cohort_vectors),
+        dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids, comparator=comparator
     )
     log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}; "
-        f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
+        f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures")
     return {
         "thresholds": {"distance": float(distance_threshold)},
         "calibration": calibration,
         "background": background,
-        "cohort": cohort_vectors,
         "size_weight": size_weight,
         "size_weight_dev_table": size_table,
     }
@@ -606,7 +598,7 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
             **({"recalibrated": recalibration["record"]} if recalibration else {}),
         },
     }
-    path = save_model(out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort")})
+    path = save_model(out / "model.safetensors", network, metadata, extras={"background": torch.from_numpy(calibrated["background"])})
     log(f"model: {path} (epoch {metadata['selected_epoch']}, dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
         f"{wall_seconds / 60:.1f} min)")
     return path
@@ -616,7 +608,7 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     """Refit a finished training run's calibration with this version's code, without training.
 
     The selected weights (``best.safetensors``) are kept; the size weight, the thresholds,
-    the per-method calibration, the WD background and the cohort are fitted again on the run's own dev writers
+    the per-method calibration and the WD background are fitted again on the run's own dev writers
     (its ``split.json``) exactly as :func:`finalize` fits them at the end of training, and
     ``model.safetensors`` is rewritten with a new version. The original training facts (command,
     wall time, the model it started from) are kept and the recalibration is recorded under
