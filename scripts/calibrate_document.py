@@ -65,6 +65,7 @@ def main() -> None:
         methods=METHODS,
         query_vectors=matched_query_vectors(artifact, cleaned_references, cleaned_queries),
         comparator=artifact.comparator,
+        cohort=artifact.cohort,
     )
     summary = {method: {r: round(100 * entry["dev_eer"], 2) for r, entry in entries.items()} for method, entries in calibration.items()}
     out = Path(args.out) if args.out else document_calibration_path(args.cleaner)

@@ -27,6 +27,12 @@ for fold in 0 1 2 3 4; do
 done
 $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
   --runs-dir runs/cedar-5fold-extra-long --json benchmarks/cedar-5fold-extra-local-long.json --plots benchmarks/plots/cedar-5fold-extra-local-long
+# The same two-stage recipe with both stages trained per fold from scratch (stop 20; bf16 makes a
+# re-run close, not identical), scored with every method including cohort-threshold (stop 21). The
+# committed JSON's fold models were trained in stop 20 under runs/cedar-5fold-extra-long and given
+# their cohort by `sigverify recalibrate RUN/fold-K/stage-2`; training with this version stores it.
+$S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-extra-long-scratch --json benchmarks/cedar-5fold-extra-local-long-cohort.json --plots benchmarks/plots/cedar-5fold-extra-local-long-cohort
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
 [ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress

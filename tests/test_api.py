@@ -115,8 +115,9 @@ def test_bad_inputs(tiny_model, writer_images, tmp_path):
         sigverify.verify(blank, refs, model=tiny_model)
     with pytest.raises(ReferencesError, match="embedding of size 1[69]"):
         sigverify.verify(genuine, [np.zeros(7, dtype=np.float32)], model=tiny_model)
-    with pytest.raises(ReferencesError, match="at least 2 references"):
-        sigverify.verify(genuine, refs[:1], model=tiny_model, method="writer-threshold")
+    for method in ("writer-threshold", "cohort-threshold"):
+        with pytest.raises(ReferencesError, match="at least 2 references"):
+            sigverify.verify(genuine, refs[:1], model=tiny_model, method=method)
     with pytest.raises(ValueError, match="unknown method"):
         sigverify.verify(genuine, refs, model=tiny_model, method="magic")
     with pytest.raises(ValueError, match="threshold"):
@@ -144,3 +145,45 @@ def test_cli_verify_exit_codes_and_json(tiny_model, writer_images, capsys, tmp_p
     assert main(["verify", str(tmp_path / "nothing.png"), *map(str, refs), "--model", str(tiny_model)]) == 3
     assert "no such file" in capsys.readouterr().err
     assert main(["verify", str(genuine), "--model", str(tiny_model)]) == 3
+
+
+def test_cohort_threshold_against_brute_force():
+    from sigverify.methods import Cohort, raw_scores
+
+    rng = np.random.default_rng(0)
+    references, queries, cohort_vectors = rng.normal(size=(5, 6)), rng.normal(size=(3, 6)), rng.normal(size=(10, 6))
+    cohort = Cohort(cohort_vectors)
+    assert cohort.nearest == 2  # a fifth of 10
+    # the references' own scale: each one's mean distance to its 3 nearest other references
+    among = np.mean([np.mean(sorted(np.linalg.norm(references[i] - np.delete(references, i, axis=0), axis=1))[:3]) for i in range(5)])
+    # their scale against strangers: each one's mean distance to its 2 nearest cohort signatures
+    to_cohort = np.mean([np.mean(sorted(np.linalg.norm(cohort_vectors - ref, axis=1))[:2]) for ref in references])
+    expected = [-np.mean(sorted(np.linalg.norm(references - query, axis=1))[:3]) / np.sqrt(among * to_cohort) for query in queries]
+    got = raw_scores("cohort-threshold", references, queries, cohort=cohort)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # the remembered reference scales give the same answer, references in any order
+    np.testing.assert_allclose(raw_scores("cohort-threshold", references[::-1], queries, cohort=cohort), expected, rtol=1e-5)
+    # two references: each one's only neighbour is the other
+    pair = references[:2]
+    pair_scale = np.mean([np.mean(sorted(np.linalg.norm(cohort_vectors - ref, axis=1))[:2]) for ref in pair])
+    expected_pair = [-np.mean(np.linalg.norm(pair - query, axis=1)) / np.sqrt(np.linalg.norm(pair[0] - pair[1]) * pair_scale) for query in queries]
+    np.testing.assert_allclose(raw_scores("cohort-threshold", pair, queries, cohort=cohort), expected_pair, rtol=1e-5)
+    with pytest.raises(ValueError, match="needs a cohort"):
+        raw_scores("cohort-threshold", references, queries)
+    with pytest.raises(ValueError, match="at least 2 references"):
+        raw_scores("cohort-threshold", references[:1], queries, cohort=cohort)
+    with pytest.raises(ValueError, match="non-empty"):
+        Cohort(np.zeros((0, 6)))
+
+
+def test_a_model_without_a_cohort_says_so(tiny_model, writer_images, tmp_path):
+    from sigverify.models.artifact import read_artifact, write_artifact
+
+    refs, genuine, _ = writer_images
+    metadata, tensors = read_artifact(tiny_model)
+    assert "cohort" in metadata["extras"]
+    older = tmp_path / "no-cohort.safetensors"
+    write_artifact(older, {k: v for k, v in tensors.items() if k != "extra.cohort"}, {**metadata, "extras": [e for e in metadata["extras"] if e != "cohort"]})
+    with pytest.raises(sigverify.ModelError, match="no cohort for cohort-threshold"):
+        sigverify.verify(genuine, refs, model=older, method="cohort-threshold")
+    assert sigverify.verify(genuine, refs, model=older, method="writer-threshold")["method"] == "writer-threshold"

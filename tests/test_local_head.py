@@ -88,6 +88,7 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     assert artifact.vector_dim == artifact.global_dim + 4 * 3 * 6
     assert isinstance(artifact.comparator, LearnedDistance)
     assert artifact.background.shape[1] == artifact.global_dim  # no local descriptors stored for WD
+    assert artifact.cohort.vectors.shape[1] == artifact.vector_dim  # the cohort is compared with the learned distance
 
     # The embedding part starts from the init file: same tensors before any step changes them.
     assert set(load_artifact(start).network.state_dict()) < set(artifact.network.state_dict())
@@ -132,3 +133,25 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     assert sigverify.represent(paths[:2], model=str(local)).shape == (2, again.vector_dim)
     with pytest.raises(FileNotFoundError, match="not a finished training run"):
         recalibrate(tmp_path, log=lambda _: None)
+
+    # A model file with no run folder (a shipped or exported model, here one from before the cohort)
+    # is refitted in place from the config, data and split it records.
+    from sigverify.models.artifact import read_artifact, write_artifact
+
+    metadata, tensors = read_artifact(again.path)
+    exported = tmp_path / "exported.safetensors"
+    write_artifact(exported, {k: v for k, v in tensors.items() if k != "extra.cohort"}, {**metadata, "extras": [e for e in metadata["extras"] if e != "cohort"]})
+    assert load_artifact(exported).cohort is None
+    refitted = load_artifact(recalibrate(exported, log=lambda _: None, command="file"))
+    assert refitted.path == str(exported) and refitted.cohort.vectors.shape == again.cohort.vectors.shape
+    assert refitted.metadata["calibration"] == again.metadata["calibration"]
+    for key in ("epochs_run", "command", "init_version", "split"):
+        assert refitted.metadata["training"][key] == recorded[key]
+    assert refitted.metadata["selected_epoch"] == again.metadata["selected_epoch"]
+    assert refitted.metadata["training"]["recalibrated"]["command"] == "file"
+    for name, tensor in again.network.state_dict().items():
+        assert torch.equal(tensor, refitted.network.state_dict()[name])
+    bare = tmp_path / "bare.safetensors"
+    write_artifact(bare, tensors, {**metadata, "training": {}})
+    with pytest.raises(ValueError, match="does not record its training config and split"):
+        recalibrate(bare, log=lambda _: None)

@@ -26,7 +26,7 @@ import torch
 from .calibration import pick_entry, to_probability
 from .errors import InvalidImage, ModelError, NoSignatureFound, ReferencesError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
-from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_TWO_REFERENCES, raw_scores
+from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_COHORT, NEEDS_TWO_REFERENCES, raw_scores
 from .models.artifact import ModelArtifact, load_artifact
 from .preprocess import preprocess_with_size
 
@@ -384,7 +384,10 @@ def verify(
     background = artifact.background if method in NEEDS_BACKGROUND else None
     if method in NEEDS_BACKGROUND and background is None:
         raise ModelError(f"model {artifact.name} has no background set for {method}")
-    raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0, comparator=artifact.comparator)
+    cohort = artifact.cohort if method in NEEDS_COHORT else None
+    if method in NEEDS_COHORT and cohort is None:
+        raise ModelError(f"model {artifact.name} has no cohort for {method}: recalibrate it with `sigverify recalibrate`")
+    raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0, comparator=artifact.comparator, cohort=cohort)
     calibration = artifact.calibration if calibration is None else calibration
     entry = pick_entry(calibration, effective_method, n_refs)
     score = float(to_probability(entry, raw)[0])

@@ -17,11 +17,13 @@ import numpy as np
 from scipy.special import expit
 
 from .datasets import Record
-from .methods import EUCLIDEAN, METHODS, NEEDS_BACKGROUND, Comparator
+from .methods import EUCLIDEAN, METHODS, NEEDS_BACKGROUND, NEEDS_COHORT, Cohort, Comparator
 from .metrics import eer
 from .protocol import Trial, multi_reference_trials, score_trials
 
 CALIBRATION_REFS = (1, 3, 5, 12)
+# The cohort: 2 genuine signatures per training writer, at most 200 (each query meets all of them).
+COHORT_SAMPLE = {"per_writer": 2, "limit": 200}
 CALIBRATIONS = ("logistic", "isotonic")
 
 
@@ -81,20 +83,24 @@ def calibrate_methods(
     content_ids: Optional[Sequence[str]] = None,
     query_vectors: Optional[Callable[[Trial, np.ndarray], np.ndarray]] = None,
     comparator: Comparator = EUCLIDEAN,
+    cohort: Optional[Cohort] = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Fit ``{method: {str(R): entry}}`` on dev writers' embeddings (``records`` are dev writers only).
 
     ``query_vectors``: per-trial query vectors, as in :func:`sigverify.protocol.score_trials`;
-    ``comparator``: the model's distance."""
+    ``comparator``: the model's distance; ``cohort``: training writers' signatures for the methods
+    that need them (skipped without)."""
     calibration: dict[str, dict[str, dict[str, Any]]] = {}
     for n_refs in refs:
         trial_set = multi_reference_trials(records, n_refs, draws=draws, seed=seed, content_ids=content_ids)
         if not trial_set.trials:
             continue
         for method in methods:
-            if method in NEEDS_BACKGROUND and background is None:
+            if (method in NEEDS_BACKGROUND and background is None) or (method in NEEDS_COHORT and cohort is None):
                 continue
-            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, query_vectors=query_vectors, comparator=comparator)
+            scored = score_trials(
+                trial_set, embeddings, method, background=background, vote_distance=vote_distance, query_vectors=query_vectors, comparator=comparator, cohort=cohort
+            )
             if scored is None or len(set(scored.labels.tolist())) < 2:
                 continue
             entry = fit_entry(scored.labels, scored.kinds, scored.scores, kind)
@@ -104,7 +110,8 @@ def calibrate_methods(
 
 
 def background_sample(records: Sequence[Record], *, per_writer: int = 8, limit: int = 600, seed: int = 0) -> np.ndarray:
-    """Indices of genuine signatures of the given (training) writers, for WD negatives."""
+    """Indices of genuine signatures of the given (training) writers: WD negatives, or (fewer per
+    writer, :data:`COHORT_SAMPLE`) the cohort of ``cohort-threshold``."""
     from collections import defaultdict
 
     rng = np.random.default_rng(seed)

@@ -595,11 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="refit finished training runs' calibration (size weight, thresholds) on their dev writers",
         description=(
             "Fit again, with this version's code, what training fits on the dev writers after the last "
-            "epoch (size weight, thresholds, per-method calibration, WD background) and rewrite "
-            "RUN/model.safetensors; the network weights are not touched."
+            "epoch (size weight, thresholds, per-method calibration, WD background, cohort) and rewrite "
+            "RUN/model.safetensors; the network weights are not touched. RUN may also be a model file "
+            "(the shipped one, an exported one): it is refitted in place from the data and split it records."
         ),
     )
-    recal.add_argument("runs", nargs="+", metavar="RUN", help="training output folders (holding config.json, split.json, best.safetensors)")
+    recal.add_argument("runs", nargs="+", metavar="RUN", help="training output folders (holding config.json, split.json, best.safetensors), or model files")
     recal.set_defaults(handler=cmd_recalibrate)
 
     from .methods import METHODS

@@ -11,6 +11,13 @@ raw scores, higher = more likely genuine. Raw scores are then calibrated to prob
 ``writer-threshold``  mean distance to the (up to) 3 nearest references divided by the references'
                       own mean pairwise distance, negated: a per-writer threshold from the spread of
                       the references among themselves (the nearest 3, not all: chosen on dev writers)
+``cohort-threshold``  the writer-threshold distance (mean distance to the 3 nearest references) divided
+                      by the geometric mean of two scales of the references alone: the same statistic
+                      computed among them (each reference's mean distance to its 3 nearest other
+                      references) and their mean distance to the nearest fifth of a cohort of training
+                      writers' genuine signatures; negated. A per-writer threshold (it depends on the
+                      references only) that puts a writer's genuine variation against how far the
+                      writer sits from strangers (chosen on dev writers, stop 21)
 ``wd-logreg``, ``wd-svm``   writer-dependent classifiers trained on the references (positives)
                       against a background set of other writers' genuine signatures (negatives);
                       logistic regression, or an RBF SVM, on the Siamese embeddings
@@ -18,6 +25,8 @@ raw scores, higher = more likely genuine. Raw scores are then calibrated to prob
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Optional, Protocol
 
 import numpy as np
@@ -28,10 +37,13 @@ FUSIONS = {
     "fusion-median": np.median,
     "fusion-min": np.min,
 }
-METHODS = ("single", *FUSIONS, "vote", "writer-threshold", "wd-logreg", "wd-svm")
+METHODS = ("single", *FUSIONS, "vote", "writer-threshold", "cohort-threshold", "wd-logreg", "wd-svm")
 NEEDS_BACKGROUND = {"wd-logreg", "wd-svm"}
+NEEDS_COHORT = {"cohort-threshold"}
 WRITER_THRESHOLD_NEIGHBOURS = 3
-NEEDS_TWO_REFERENCES = {"writer-threshold"}
+NEEDS_TWO_REFERENCES = {"writer-threshold", "cohort-threshold"}
+COHORT_NEAREST_SHARE = 0.2
+_COHORT_SCALE_CACHE = 50_000
 
 
 def distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -79,6 +91,54 @@ def reference_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN)
     return float(d[np.triu_indices(len(references), 1)].mean())
 
 
+def reference_nearest_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN) -> float:
+    """Mean over references of each one's mean distance to its (up to) 3 nearest other references:
+    the query statistic of ``writer-threshold`` computed among genuine references (``0.0`` for one)."""
+    if len(references) < 2:
+        return 0.0
+    d = comparator.matrix(references, references)
+    np.fill_diagonal(d, np.inf)
+    return float(np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, len(references) - 1)].mean())
+
+
+class Cohort:
+    """Genuine signatures of training writers (never an evaluated writer) that references are also
+    compared with: a signature's mean distance to the nearest :data:`COHORT_NEAREST_SHARE` of them is
+    its scale (some signatures are close to everything, some far from everything).
+
+    Parameters
+    ----------
+    vectors
+        ``K x V`` full signature vectors (what the model's comparator takes, local descriptor included).
+    """
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise ValueError(f"a cohort needs a non-empty K x V array, got shape {vectors.shape}")
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.nearest = max(1, int(round(COHORT_NEAREST_SHARE * len(vectors))))
+        # Evaluation meets the same references in many draws: remember recent scales by content.
+        self._scales: OrderedDict[bytes, float] = OrderedDict()
+
+    def scales(self, signatures: np.ndarray, comparator: "Comparator") -> np.ndarray:
+        """``N`` mean distances of each signature (``N x V``) to its nearest cohort signatures."""
+        signatures = np.ascontiguousarray(signatures, dtype=np.float32)
+        keys = [hashlib.sha1(row.tobytes()).digest() for row in signatures]
+        missing = [i for i, key in enumerate(keys) if key not in self._scales]
+        scales = {}
+        if missing:
+            d = comparator.matrix(signatures[missing], self.vectors)
+            scales = {keys[i]: float(v) for i, v in zip(missing, np.sort(d, axis=1)[:, : self.nearest].mean(axis=1))}
+        for key in keys:
+            if key in self._scales:
+                scales[key] = self._scales[key]
+                self._scales.move_to_end(key)
+        self._scales.update(scales)
+        while len(self._scales) > _COHORT_SCALE_CACHE:
+            self._scales.popitem(last=False)
+        return np.array([scales[key] for key in keys])
+
+
 def raw_scores(
     method: str,
     references: np.ndarray,
@@ -88,6 +148,7 @@ def raw_scores(
     vote_distance: Optional[float] = None,
     seed: int = 0,
     comparator: Comparator = EUCLIDEAN,
+    cohort: Optional[Cohort] = None,
 ) -> np.ndarray:
     """Raw scores of ``queries`` (``Q x D``) against one writer's ``references`` (``R x D``).
 
@@ -99,6 +160,8 @@ def raw_scores(
         The one-reference distance threshold, for ``vote``.
     comparator
         The model's distance (:data:`EUCLIDEAN` unless the model has a learned local head).
+    cohort
+        Training writers' genuine signatures, for ``cohort-threshold``.
 
     Returns
     -------
@@ -118,11 +181,17 @@ def raw_scores(
         if vote_distance is None:
             raise ValueError("vote needs the one-reference distance threshold")
         return (d <= vote_distance).mean(axis=1) - 1e-3 * d.mean(axis=1)
-    if method == "writer-threshold":
+    if method in NEEDS_TWO_REFERENCES:
         if len(references) < 2:
-            raise ValueError("writer-threshold needs at least 2 references")
-        nearest = np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, d.shape[1])]
-        return -nearest.mean(axis=1) / max(reference_spread(references, comparator), 1e-6)
+            raise ValueError(f"{method} needs at least 2 references")
+        nearest = np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, d.shape[1])].mean(axis=1)
+        if method == "writer-threshold":
+            return -nearest / max(reference_spread(references, comparator), 1e-6)
+        if cohort is None:
+            raise ValueError(f"{method} needs a cohort of training writers' signatures")
+        among = max(reference_nearest_spread(references, comparator), 1e-6)
+        to_cohort = max(float(cohort.scales(references, comparator).mean()), 1e-6)
+        return -nearest / np.sqrt(among * to_cohort)
     if background is None or len(background) == 0:
         raise ValueError(f"{method} needs a background set of other writers' embeddings")
     return _writer_dependent(method, comparator.global_part(references), comparator.global_part(queries), comparator.global_part(background), seed)

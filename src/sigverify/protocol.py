@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .datasets import GENUINE, Record
-from .methods import EUCLIDEAN, NEEDS_TWO_REFERENCES, Comparator, raw_scores
+from .methods import EUCLIDEAN, NEEDS_TWO_REFERENCES, Cohort, Comparator, raw_scores
 
 
 @dataclass
@@ -112,12 +112,14 @@ def score_trials(
     vote_distance: Optional[float] = None,
     query_vectors: Optional[Callable[[Trial, np.ndarray], np.ndarray]] = None,
     comparator: Comparator = EUCLIDEAN,
+    cohort: Optional[Cohort] = None,
 ) -> Optional[Scored]:
     """Raw scores of every trial's queries; ``None`` when the method cannot run at this ``R``.
 
     ``query_vectors``, when given, supplies each trial's query vectors, called as
     ``query_vectors(trial, trial.queries)`` in place of ``embeddings[trial.queries]``: for queries rendered to match the trial's references
-    (the document path's ink matching). ``comparator``: the model's distance (``artifact.comparator``)."""
+    (the document path's ink matching). ``comparator``: the model's distance (``artifact.comparator``);
+    ``cohort``: the model's cohort (``artifact.cohort``), for ``cohort-threshold``."""
     if method in NEEDS_TWO_REFERENCES and trial_set.n_refs < 2:
         return None
     parts = {"labels": [], "kinds": [], "scores": [], "writers": [], "draws": []}
@@ -130,6 +132,7 @@ def score_trials(
             vote_distance=vote_distance,
             seed=trial.draw,
             comparator=comparator,
+            cohort=cohort,
         )
         parts["labels"].append(trial.labels)
         parts["kinds"].append(trial.kinds)

@@ -38,7 +38,7 @@ from .cache import Cache, load_or_build
 from .calibration import pick_entry, to_probability
 from .datasets import FORGED, GENUINE, read_dataset
 from .evaluation import summarise, trial_metrics
-from .methods import METHODS, NEEDS_BACKGROUND
+from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_COHORT
 from .models.artifact import ModelArtifact, load_artifact, read_metadata
 from .models.siamese import embed_images
 from .protocol import multi_reference_trials, score_trials
@@ -148,7 +148,7 @@ def evaluate_split(
     all_ids = cache.content_ids()
     ids = [all_ids[i] for i in test_idx]
     embeddings = artifact.vectors(cache.images[test_idx], cache.sizes[test_idx], bf16=bf16)
-    background = artifact.background
+    background, cohort = artifact.background, artifact.cohort
     vote_distance = artifact.thresholds.get("distance", 0.0)
     calibration = artifact.calibration
 
@@ -161,9 +161,9 @@ def evaluate_split(
         if not trial_set.trials:
             continue
         for method in methods:
-            if method in NEEDS_BACKGROUND and background is None:
+            if (method in NEEDS_BACKGROUND and background is None) or (method in NEEDS_COHORT and cohort is None):
                 continue
-            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, comparator=artifact.comparator)
+            scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, comparator=artifact.comparator, cohort=cohort)
             if scored is None or method not in calibration:
                 continue
             entry = pick_entry(calibration, method, n_refs)

@@ -272,18 +272,19 @@ def calibrate_network(
     use_size: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    """Size weight, thresholds, per-method calibration (dev writers only) and the WD background
-    (training writers).
+    """Size weight, thresholds, per-method calibration (dev writers only), the WD background and the
+    cohort (training writers).
 
     Returns
     -------
     dict
         ``thresholds`` (``["distance"]``: accept a one-reference pair when the distance is at most
         this), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
+        ``cohort`` (``K x V`` full vectors: embedding [+ size] [+ local descriptor]),
         ``size_weight``, ``size_weight_dev_table``.
     """
-    from .calibration import background_sample, calibrate_methods
-    from .methods import METHODS
+    from .calibration import COHORT_SAMPLE, background_sample, calibrate_methods
+    from .methods import METHODS, Cohort
 
     all_ids = cache.content_ids()
     dev_records = [cache.records[i] for i in dev_idx]
@@ -300,15 +301,22 @@ def calibrate_network(
     background_idx = train_idx[background_sample(train_records)]
     # The writer-dependent classifiers see the global part only: no local descriptors computed or stored.
     background = with_sizes(embed_images(network, cache.images[background_idx], bf16=bf16), cache.sizes[background_idx], size_weight, network.embedding_dim)
+    # The cohort is compared with the model's own distance, so it keeps the local descriptors.
+    cohort_idx = train_idx[background_sample(train_records, **COHORT_SAMPLE)]
+    cohort_vectors = with_sizes(
+        embed_images(network, cache.images[cohort_idx], bf16=bf16, with_local=network.local is not None), cache.sizes[cohort_idx], size_weight, network.embedding_dim
+    ).astype(np.float16).astype(np.float32)  # as the artifact stores it, so dev calibration sees what serving will
     calibration = calibrate_methods(
-        dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids, comparator=comparator
+        dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids,
+        comparator=comparator, cohort=Cohort(cohort_vectors),
     )
     log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}; "
-        f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures")
+        f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
     return {
         "thresholds": {"distance": float(distance_threshold)},
         "calibration": calibration,
         "background": background,
+        "cohort": cohort_vectors,
         "size_weight": size_weight,
         "size_weight_dev_table": size_table,
     }
@@ -551,15 +559,20 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     return finalize(config, out, cache, split, dev_idx, history, elapsed_before + time.perf_counter() - started, command, log)
 
 
-def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, history, wall_seconds: float, command, log, *, recalibration: Optional[dict] = None) -> Path:
+def finalize(
+    config, out: Path, cache: Cache, split: WriterSplit, dev_idx, history, wall_seconds: float, command, log, *,
+    recalibration: Optional[dict] = None, best=None, target: Optional[Path] = None,
+) -> Path:
     """Calibrate the best weights on dev writers and write ``model.safetensors`` with full metadata.
 
     ``recalibration`` (from :func:`recalibrate`): the finished run's training facts to keep
-    (``init_version``), the version it replaces (the new one always differs) and a record of the
-    recalibration, stored under ``training.recalibrated``."""
+    (``init_version``, ``epochs_run``), the version it replaces (the new one always differs) and a
+    record of the recalibration, stored under ``training.recalibrated``. ``best`` (the selected
+    weights, default ``out/best.safetensors``) and ``target`` (default ``out/model.safetensors``):
+    for recalibrating a model file that has no run folder."""
     from .models.artifact import load_artifact
 
-    best = load_artifact(out / "best.safetensors")
+    best = best if best is not None else load_artifact(out / "best.safetensors")
     network = best.network
     calibrated = calibrate_network(network, cache, dev_idx, writer_indices(cache, split.train), bf16=config.bf16, use_size=config.use_size, log=log)
     datasets = sorted({r.dataset for r in cache.records})
@@ -579,7 +592,7 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
         "preprocess": cache.config.to_dict(),
         **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "calibration")},
         "dev_metrics": best.metadata.get("dev_metrics", {}),
-        "selected_epoch": best.metadata.get("epoch"),
+        "selected_epoch": best.metadata.get("epoch", best.metadata.get("selected_epoch")),
         "training": {
             "data": [str(Path(d)) for d in config.data],
             "datasets": datasets,
@@ -591,14 +604,14 @@ def finalize(config, out: Path, cache: Cache, split: WriterSplit, dev_idx, histo
             # which weights the training started from (its ``init``), when it did not start from scratch
             **({"init_version": init_version} if init_version else {}),
             "command": command or _command_line(),
-            "epochs_run": len(history),
+            "epochs_run": len(history) if history is not None else (recalibration or {}).get("epochs_run"),
             "wall_seconds": round(wall_seconds, 1),
             "machine": machine_description(),
             "n_train_images": int(sum(1 for r in cache.records if r.writer_key in set(split.train))),
             **({"recalibrated": recalibration["record"]} if recalibration else {}),
         },
     }
-    path = save_model(out / "model.safetensors", network, metadata, extras={"background": torch.from_numpy(calibrated["background"])})
+    path = save_model(target or out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort")})
     log(f"model: {path} (epoch {metadata['selected_epoch']}, dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
         f"{wall_seconds / 60:.1f} min)")
     return path
@@ -608,33 +621,45 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     """Refit a finished training run's calibration with this version's code, without training.
 
     The selected weights (``best.safetensors``) are kept; the size weight, the thresholds,
-    the per-method calibration and the WD background are fitted again on the run's own dev writers
+    the per-method calibration, the WD background and the cohort are fitted again on the run's own dev writers
     (its ``split.json``) exactly as :func:`finalize` fits them at the end of training, and
     ``model.safetensors`` is rewritten with a new version. The original training facts (command,
     wall time, the model it started from) are kept and the recalibration is recorded under
-    ``training.recalibrated``.
+    ``training.recalibrated``. ``run_dir`` may also be a model file (a shipped or exported model,
+    with no run folder): its own weights are refitted on the dev writers, data and preprocessing
+    its metadata records, and the file is rewritten in place.
     """
     from . import __version__
-    from .models.artifact import read_metadata
+    from .models.artifact import load_artifact, read_metadata
 
     out = Path(run_dir)
-    for name in ("config.json", "split.json", "log.json", "best.safetensors", "model.safetensors"):
-        if not (out / name).exists():
-            raise FileNotFoundError(f"{out / name} is missing: {out} is not a finished training run")
+    if out.is_file():
+        best = load_artifact(out)
+        training = best.metadata.get("training", {})
+        if "config" not in training or "split" not in training:
+            raise ValueError(f"{out}: the model does not record its training config and split, so its dev writers are unknown")
+        config = TrainConfig.from_dict(training["config"])
+        split = WriterSplit.from_dict(training["split"])
+        history, previous, preprocess = None, best.metadata, best.preprocess
+    else:
+        for name in ("config.json", "split.json", "log.json", "best.safetensors", "model.safetensors"):
+            if not (out / name).exists():
+                raise FileNotFoundError(f"{out / name} is missing: {out} is not a finished training run")
 
-    def read_json(name: str):
-        try:
-            with open(out / name) as handle:
-                return json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{out / name}: not valid JSON ({exc})") from None
+        def read_json(name: str):
+            try:
+                with open(out / name) as handle:
+                    return json.load(handle)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{out / name}: not valid JSON ({exc})") from None
 
-    config = TrainConfig.from_dict(read_json("config.json"))
-    history = read_json("log.json")
-    previous = read_metadata(out / "model.safetensors")
-    training = previous.get("training", {})
-    cache = _data_cache(config, PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig(), log)
-    split = WriterSplit.load(str(out / "split.json"))
+        config = TrainConfig.from_dict(read_json("config.json"))
+        history = read_json("log.json")
+        previous = read_metadata(out / "model.safetensors")
+        training = previous.get("training", {})
+        split = WriterSplit.load(str(out / "split.json"))
+        best, preprocess = None, PreprocessConfig.from_dict(config.preprocess) if config.preprocess else PreprocessConfig()
+    cache = _data_cache(config, preprocess, log)
     dev_idx = writer_indices(cache, split.dev)
     if len(dev_idx) == 0:
         raise ValueError(f"{out}: the run's dev writers are not in its data")
@@ -644,7 +669,8 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
         "sigverify_version": __version__,
         "previous": training.get("recalibrated"),
     }
+    keep = {"init_version": training.get("init_version"), "epochs_run": training.get("epochs_run"), "previous_version": previous.get("version"), "record": record}
     return finalize(
-        config, out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
-        recalibration={"init_version": training.get("init_version"), "previous_version": previous.get("version"), "record": record},
+        config, out.parent if best is not None else out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
+        recalibration=keep, best=best, target=out if best is not None else None,
     )

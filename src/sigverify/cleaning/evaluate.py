@@ -93,7 +93,7 @@ def _eer_noisy_queries(artifact, reference_vectors, query_vectors, records, meth
         keep = trial.kinds != "random"
         queries = trial.queries[keep]
         vectors = query_vectors(trial, queries) if callable(query_vectors) else query_vectors[queries]
-        scores.append(raw_scores(method, reference_vectors[trial.references], vectors, vote_distance=artifact.thresholds.get("distance", 0.0), background=artifact.background, comparator=artifact.comparator))
+        scores.append(raw_scores(method, reference_vectors[trial.references], vectors, vote_distance=artifact.thresholds.get("distance", 0.0), background=artifact.background, comparator=artifact.comparator, cohort=artifact.cohort))
         labels.append(trial.labels[keep])
     return float(eer(np.concatenate(labels), np.concatenate(scores))[0])
 

@@ -28,7 +28,7 @@ from ..preprocess import PreprocessConfig
 from .siamese import SiameseModel
 
 if TYPE_CHECKING:
-    from ..methods import Comparator
+    from ..methods import Cohort, Comparator
 
 FORMAT_VERSION = 1
 METADATA_KEY = "sigverify"
@@ -45,6 +45,7 @@ class ModelArtifact:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     preprocess: PreprocessConfig = field(init=False)
     _comparator: Optional[Any] = field(init=False, default=None, repr=False)
+    _cohort: Optional[Any] = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
@@ -102,6 +103,21 @@ class ModelArtifact:
         """Genuine embeddings of training writers (negatives of the writer-dependent classifiers)."""
         tensor = self.extras.get("background")
         return None if tensor is None else tensor.float().numpy()
+
+    @property
+    def cohort(self) -> Optional["Cohort"]:
+        """Training writers' genuine signatures as full vectors, for ``cohort-threshold`` (``None``
+        for a model calibrated before that method existed)."""
+        from ..methods import Cohort
+
+        tensor = self.extras.get("cohort")
+        if tensor is None:
+            return None
+        if self._cohort is None:  # built once: it remembers the queries' scales
+            if tensor.ndim != 2 or tensor.shape[1] != self.vector_dim:
+                raise ModelError(f"{self.path}: cohort vectors of size {tuple(tensor.shape)} do not match the model's vectors ({self.vector_dim})")
+            self._cohort = Cohort(tensor.float().numpy())
+        return self._cohort
 
 
 EXTRA_PREFIX = "extra."

@@ -162,7 +162,8 @@ def build_ui(store: Store):
                 refresh = gr.Button("Refresh writers", size="sm")
             from ..methods import METHODS
 
-            method_in = gr.Dropdown(choices=list(METHODS), value="fusion-mean", label="Method")
+            # only what the served model is calibrated for (a model older than a method lacks it)
+            method_in = gr.Dropdown(choices=[m for m in METHODS if m in artifact.calibration], value="fusion-mean", label="Method")
             verify_query = gr.Image(type="filepath", label="Questioned signature", elem_id="verify-query")
             verify_button = gr.Button("Verify", variant="primary", elem_id="verify-button")
             verify_result = gr.Markdown(elem_id="verify-result")
