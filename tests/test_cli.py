@@ -33,6 +33,11 @@ def test_recalibrate_refuses_a_folder_that_is_not_a_finished_run(tmp_path, capsy
     (tmp_path / "config.json").write_text("{truncated")
     assert main(["recalibrate", str(tmp_path)]) == 2
     assert "config.json: not valid JSON" in capsys.readouterr().err
+    assert main(["recalibrate", str(tmp_path / "typo.safetensors")]) == 2
+    assert "no such training run folder or model file" in capsys.readouterr().err
+    (tmp_path / "junk.safetensors").write_text("not a model")
+    assert main(["recalibrate", str(tmp_path / "junk.safetensors")]) == 2
+    assert "not a readable safetensors model" in capsys.readouterr().err
 
 
 def test_demo_runs(tmp_path, capsys):

@@ -155,3 +155,5 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     write_artifact(bare, tensors, {**metadata, "training": {}})
     with pytest.raises(ValueError, match="does not record its training config and split"):
         recalibrate(bare, log=lambda _: None)
+    with pytest.raises(FileNotFoundError, match="no such training run folder or model file"):
+        recalibrate(tmp_path / "typo.safetensors", log=lambda _: None)

@@ -633,7 +633,10 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     from .models.artifact import load_artifact, read_metadata
 
     out = Path(run_dir)
-    if out.is_file():
+    if not out.exists():
+        raise FileNotFoundError(f"{out}: no such training run folder or model file")
+    is_file = out.is_file()
+    if is_file:
         best = load_artifact(out)
         training = best.metadata.get("training", {})
         if "config" not in training or "split" not in training:
@@ -671,6 +674,6 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     }
     keep = {"init_version": training.get("init_version"), "epochs_run": training.get("epochs_run"), "previous_version": previous.get("version"), "record": record}
     return finalize(
-        config, out.parent if best is not None else out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
-        recalibration=keep, best=best, target=out if best is not None else None,
+        config, out.parent if is_file else out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
+        recalibration=keep, best=best, target=out if is_file else None,
     )
