@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every figure quoted in MODEL_CARD.md and the issue notes, from the committed models and configs.
-# Long: about three and a half hours on the 2-core CPU. Outputs go to benchmarks/.
+# Long: about five and a half hours on the 2-core CPU (two hours of it the from-scratch 5-fold
+# training of the cohort-threshold run). Outputs go to benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/sigverify
