@@ -23,11 +23,10 @@ import torch
 from sigverify.cache import load_or_build
 from sigverify.calibration import COHORT_SAMPLE, background_sample
 from sigverify.datasets import read_datasets
+from sigverify.methods import COHORT_NEAREST_SHARE
 from sigverify.metrics import eer
 from sigverify.models.artifact import load_artifact
 from sigverify.protocol import multi_reference_trials
-
-NEAREST_SHARE = 0.2
 
 
 def variant_scores(d3: np.ndarray, spread: float, loo: np.ndarray, query_scale: np.ndarray, reference_scale: float) -> dict[str, np.ndarray]:
@@ -70,7 +69,7 @@ def main() -> None:
     for writer in np.unique(dev_keys):
         rows = np.flatnonzero(dev_keys == writer)
         within[np.ix_(rows, rows)] = comparator.matrix(vectors[rows], vectors[rows])
-    nearest = max(5, int(NEAREST_SHARE * len(cohort)))
+    nearest = max(1, int(round(COHORT_NEAREST_SHARE * len(cohort))))  # as methods.Cohort
     scale = np.sort(comparator.matrix(vectors, cohort), axis=1)[:, :nearest].mean(axis=1)
     print(f"{len(dev_idx)} images of {len(set(dev_keys))} dev writers, cohort {len(cohort_idx)}; distances in {time.time() - started:.0f} s")
     records = [cache.records[i] for i in dev_idx]

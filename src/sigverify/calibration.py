@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import expit
 
 from .datasets import Record
-from .methods import EUCLIDEAN, METHODS, NEEDS_BACKGROUND, NEEDS_COHORT, Cohort, Comparator
+from .methods import EUCLIDEAN, METHODS, Cohort, Comparator, lacks_inputs
 from .metrics import eer
 from .protocol import Trial, multi_reference_trials, score_trials
 
@@ -96,7 +96,7 @@ def calibrate_methods(
         if not trial_set.trials:
             continue
         for method in methods:
-            if (method in NEEDS_BACKGROUND and background is None) or (method in NEEDS_COHORT and cohort is None):
+            if lacks_inputs(method, background, cohort):
                 continue
             scored = score_trials(
                 trial_set, embeddings, method, background=background, vote_distance=vote_distance, query_vectors=query_vectors, comparator=comparator, cohort=cohort

@@ -91,6 +91,12 @@ def reference_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN)
     return float(d[np.triu_indices(len(references), 1)].mean())
 
 
+def lacks_inputs(method: str, background: Optional[np.ndarray], cohort: Optional["Cohort"]) -> bool:
+    """Whether ``method`` cannot run for want of the model's WD background set or its cohort (a model
+    calibrated before the method existed): evaluation and calibration skip it then."""
+    return (method in NEEDS_BACKGROUND and background is None) or (method in NEEDS_COHORT and cohort is None)
+
+
 def reference_nearest_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN) -> float:
     """Mean over references of each one's mean distance to its (up to) 3 nearest other references:
     the query statistic of ``writer-threshold`` computed among genuine references (``0.0`` for one)."""

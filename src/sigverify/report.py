@@ -38,7 +38,7 @@ from .cache import Cache, load_or_build
 from .calibration import pick_entry, to_probability
 from .datasets import FORGED, GENUINE, read_dataset
 from .evaluation import summarise, trial_metrics
-from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_COHORT
+from .methods import METHODS, lacks_inputs
 from .models.artifact import ModelArtifact, load_artifact, read_metadata
 from .models.siamese import embed_images
 from .protocol import multi_reference_trials, score_trials
@@ -161,7 +161,7 @@ def evaluate_split(
         if not trial_set.trials:
             continue
         for method in methods:
-            if (method in NEEDS_BACKGROUND and background is None) or (method in NEEDS_COHORT and cohort is None):
+            if lacks_inputs(method, background, cohort):
                 continue
             scored = score_trials(trial_set, embeddings, method, background=background, vote_distance=vote_distance, comparator=artifact.comparator, cohort=cohort)
             if scored is None or method not in calibration:
