@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("data", nargs="+", help="the datasets the model was trained on (its dev and training writers)")
     parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
+    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
     parser.add_argument("--json", help="write the EERs here")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -61,8 +62,8 @@ def main() -> None:
         raise SystemExit(f"{args.model}: none of its dev writers is in {args.data}")
     cohort_idx = train_idx[background_sample([cache.records[i] for i in train_idx], **COHORT_SAMPLE)]
     started = time.time()
-    vectors = artifact.vectors(cache.images[dev_idx], cache.sizes[dev_idx])
-    cohort = artifact.vectors(cache.images[cohort_idx], cache.sizes[cohort_idx])
+    vectors = artifact.vectors(cache.images[dev_idx], cache.sizes[dev_idx], tta=args.tta)
+    cohort = artifact.vectors(cache.images[cohort_idx], cache.sizes[cohort_idx], tta=args.tta)
     comparator = artifact.comparator
     within = np.full((len(vectors), len(vectors)), np.inf, dtype=np.float32)  # only a writer's own pairs are needed
     dev_keys = keys[dev_idx]
@@ -83,12 +84,23 @@ def main() -> None:
             for trial in (t for t in trial_set.trials if t.draw == draw):
                 keep = trial.kinds != "random"
                 refs, queries = trial.references, trial.queries[keep]
-                d3 = np.sort(within[np.ix_(queries, refs)], axis=1)[:, :3].mean(axis=1)
+                to_refs = np.sort(within[np.ix_(queries, refs)], axis=1)
                 among = within[np.ix_(refs, refs)].copy()
                 spread = among[np.triu_indices(len(refs), 1)].mean()
                 np.fill_diagonal(among, np.inf)
-                loo = np.sort(among, axis=1)[:, : min(3, len(refs) - 1)].mean(axis=1)
-                for name, values in variant_scores(d3, spread, loo, scale[queries], scale[refs].mean()).items():
+                among = np.sort(among, axis=1)
+                d3 = to_refs[:, :3].mean(axis=1)
+                loo = among[:, : min(3, len(refs) - 1)].mean(axis=1)
+                reference_scale = scale[refs].mean()
+                variants = variant_scores(d3, spread, loo, scale[queries], reference_scale)
+                by_k = {}  # stop 22: the loo-r statistic with k nearest instead of 3
+                for k in (1, 2, 3, 5):
+                    d_k = to_refs[:, :k].mean(axis=1)
+                    loo_k = among[:, : min(k, len(refs) - 1)].mean(axis=1)
+                    by_k[k] = -d_k / np.sqrt(loo_k.mean() * reference_scale)
+                variants.update({"loo-r-k1": by_k[1], "loo-r-k2": by_k[2], "loo-r-k5": by_k[5]})
+                variants["loo-r-multi-k"] = (by_k[1] + by_k[3] + by_k[5]) / 3
+                for name, values in variants.items():
                     scores.setdefault(name, []).append(values)
                 labels.append(trial.labels[keep])
             for name, values in scores.items():
@@ -97,7 +109,7 @@ def main() -> None:
         print(f"R={n_refs}: " + "  ".join(f"{name} {100 * v:.2f}" for name, v in results[str(n_refs)].items()))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"model": args.model, "dev_writers": sorted(set(dev_keys)), "cohort": len(cohort_idx), "eer": results}, handle, indent=1)
+            json.dump({"model": args.model, "tta": args.tta, "dev_writers": sorted(set(dev_keys)), "cohort": len(cohort_idx), "eer": results}, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,55 @@ def test_cohort_threshold_against_brute_force():
         Cohort(np.zeros((0, 6)))
 
 
+def test_cohort_multi_k_against_brute_force():
+    from sigverify.methods import Cohort, raw_scores
+
+    rng = np.random.default_rng(1)
+    references, queries, cohort_vectors = rng.normal(size=(4, 6)), rng.normal(size=(3, 6)), rng.normal(size=(10, 6))
+    cohort = Cohort(cohort_vectors)
+    to_cohort = np.mean([np.mean(sorted(np.linalg.norm(cohort_vectors - ref, axis=1))[:2]) for ref in references])
+
+    def statistic(query, k):
+        # k nearest references of the query; each reference's k nearest others (at most R - 1 = 3 of them)
+        among = np.mean([np.mean(sorted(np.linalg.norm(references[i] - np.delete(references, i, axis=0), axis=1))[:k]) for i in range(4)])
+        return -np.mean(sorted(np.linalg.norm(references - query, axis=1))[:k]) / np.sqrt(among * to_cohort)
+
+    expected = [np.mean([statistic(query, k) for k in (1, 3, 5)]) for query in queries]
+    np.testing.assert_allclose(raw_scores("cohort-multi-k", references, queries, cohort=cohort), expected, rtol=1e-5)
+    # with k = 3 alone it is cohort-threshold
+    np.testing.assert_allclose(raw_scores("cohort-threshold", references, queries, cohort=cohort), [statistic(q, 3) for q in queries], rtol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 references"):
+        raw_scores("cohort-multi-k", references[:1], queries, cohort=cohort)
+
+
+def test_test_time_augmentation_has_its_own_calibration(tiny_model, writer_images, tmp_path):
+    from sigverify.calibration import pick_entry
+    from sigverify.models.artifact import load_artifact, read_artifact, write_artifact
+
+    refs, genuine, _ = writer_images
+    artifact = load_artifact(tiny_model)
+    assert artifact.has_tta_calibration()
+    plain, augmented = artifact.calibration_for(False), artifact.calibration_for(True)
+    assert "cohort-multi-k" in augmented and "wd-svm" not in augmented  # WD classifiers: plain only
+    assert augmented["single"] != plain["single"]  # fitted on augmented vectors, not copied
+    assert artifact.cohort_for(True).vectors.shape == artifact.cohort_for(False).vectors.shape
+    result = sigverify.verify(genuine, refs, model=tiny_model, method="cohort-multi-k", tta=True)
+    assert not any("test-time" in w for w in result["warnings"])
+    assert result["threshold"] == pytest.approx(pick_entry(augmented, "cohort-multi-k", len(refs))["threshold"])
+    # A method with no augmented calibration, or a model from before it: scored, and said so.
+    result = sigverify.verify(genuine, refs, model=tiny_model, method="wd-logreg", tta=True)
+    assert any("no test-time-augmentation calibration for wd-logreg" in w for w in result["warnings"])
+    metadata, tensors = read_artifact(tiny_model)
+    older = tmp_path / "no-tta.safetensors"
+    write_artifact(
+        older, {k: v for k, v in tensors.items() if k != "extra.cohort_tta"},
+        {**{k: v for k, v in metadata.items() if k != "calibration_tta"}, "extras": [e for e in metadata["extras"] if e != "cohort_tta"]},
+    )
+    assert any("test-time" in w for w in sigverify.verify(genuine, refs, model=older, tta=True)["warnings"])
+    with pytest.raises(sigverify.ModelError, match="no calibration for test-time augmentation"):
+        load_artifact(older).calibration_for(True)
+
+
 def test_a_model_without_a_cohort_says_so(tiny_model, writer_images, tmp_path):
     from sigverify.models.artifact import read_artifact, write_artifact
 

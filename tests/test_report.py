@@ -42,6 +42,16 @@ def test_fixed_model_report(tiny_model, toy_data, tmp_path):
     assert len(report["plots"]) >= 3 and all(p.endswith(".png") for p in report["plots"])
 
 
+def test_fixed_model_report_with_test_time_augmentation(tiny_model, toy_data):
+    plain = run_evaluation([str(toy_data)], model=str(tiny_model), refs=(3,), draws=1, controls=False, log=lambda _: None)
+    augmented = run_evaluation([str(toy_data)], model=str(tiny_model), refs=(3,), draws=1, controls=False, tta=True, log=lambda _: None)
+    assert augmented["protocol"]["tta"] is True and plain["protocol"]["tta"] is False
+    assert "cohort-multi-k" in augmented["summary"] and "wd-svm" not in augmented["summary"]  # only what has an augmented calibration
+    # thresholds from the augmented calibration, not the plain one
+    assert augmented["one_reference"][0]["threshold"] == load_artifact(tiny_model).calibration_for(True)["single"]["1"]["threshold"]
+    assert augmented["one_reference"][0]["threshold"] != plain["one_reference"][0]["threshold"]
+
+
 TINY_FOLD_CONFIG = """[train]
 model = "resnet-attn"
 model_args = {depth = 10, base_width = 8}

@@ -246,6 +246,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         plots=args.plots,
         controls=not args.no_controls,
         extra_train=args.extra_train,
+        tta=args.tta,
         log=lambda m: print(m, file=sys.stderr),
         **kwargs,
     )
@@ -646,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="write the full report here")
     evaluate.add_argument("--plots", help="write ROC/DET/histogram/confusion plots into this folder")
     evaluate.add_argument("--no-controls", action="store_true", help="skip the probe and shuffled-reference controls")
+    evaluate.add_argument("--tta", action="store_true", help="test-time augmentation, scored with the model's calibration for it")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     db_help = "enrollment store: SQLAlchemy URL or SQLite file (default sigverify.db)"

@@ -18,6 +18,9 @@ raw scores, higher = more likely genuine. Raw scores are then calibrated to prob
                       writers' genuine signatures; negated. A per-writer threshold (it depends on the
                       references only) that puts a writer's genuine variation against how far the
                       writer sits from strangers (chosen on dev writers, stop 21)
+``cohort-multi-k``    ``cohort-threshold``'s statistic averaged over the 1, 3 and 5 nearest references
+                      (the query's distance and the references' own spread both with the same k);
+                      chosen on dev writers with test-time-augmented vectors (``--tta``, stop 22)
 ``wd-logreg``, ``wd-svm``   writer-dependent classifiers trained on the references (positives)
                       against a background set of other writers' genuine signatures (negatives);
                       logistic regression, or an RBF SVM, on the Siamese embeddings
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -37,11 +40,12 @@ FUSIONS = {
     "fusion-median": np.median,
     "fusion-min": np.min,
 }
-METHODS = ("single", *FUSIONS, "vote", "writer-threshold", "cohort-threshold", "wd-logreg", "wd-svm")
+METHODS = ("single", *FUSIONS, "vote", "writer-threshold", "cohort-threshold", "cohort-multi-k", "wd-logreg", "wd-svm")
 NEEDS_BACKGROUND = {"wd-logreg", "wd-svm"}
-NEEDS_COHORT = {"cohort-threshold"}
+NEEDS_COHORT = {"cohort-threshold", "cohort-multi-k"}
 WRITER_THRESHOLD_NEIGHBOURS = 3
-NEEDS_TWO_REFERENCES = {"writer-threshold", "cohort-threshold"}
+NEEDS_TWO_REFERENCES = {"writer-threshold", "cohort-threshold", "cohort-multi-k"}
+MULTI_K_NEIGHBOURS = (1, 3, 5)
 COHORT_NEAREST_SHARE = 0.2
 _COHORT_SCALE_CACHE = 50_000
 
@@ -97,14 +101,16 @@ def lacks_inputs(method: str, background: Optional[np.ndarray], cohort: Optional
     return (method in NEEDS_BACKGROUND and background is None) or (method in NEEDS_COHORT and cohort is None)
 
 
-def reference_nearest_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN) -> float:
-    """Mean over references of each one's mean distance to its (up to) 3 nearest other references:
-    the query statistic of ``writer-threshold`` computed among genuine references (``0.0`` for one)."""
+def reference_nearest_spread(references: np.ndarray, comparator: Comparator = EUCLIDEAN, neighbours: Sequence[int] = (WRITER_THRESHOLD_NEIGHBOURS,)) -> np.ndarray:
+    """For each k in ``neighbours``: the mean over references of each one's mean distance to its (up
+    to) k nearest other references, i.e. the query statistic of ``writer-threshold`` computed among
+    genuine references (``len(neighbours)`` values; zeros for a single reference)."""
     if len(references) < 2:
-        return 0.0
+        return np.zeros(len(neighbours))
     d = comparator.matrix(references, references)
     np.fill_diagonal(d, np.inf)
-    return float(np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, len(references) - 1)].mean())
+    d = np.sort(d, axis=1)
+    return np.array([d[:, : min(k, len(references) - 1)].mean() for k in neighbours])
 
 
 class Cohort:
@@ -195,9 +201,11 @@ def raw_scores(
             return -nearest / max(reference_spread(references, comparator), 1e-6)
         if cohort is None:
             raise ValueError(f"{method} needs a cohort of training writers' signatures")
-        among = max(reference_nearest_spread(references, comparator), 1e-6)
         to_cohort = max(float(cohort.scales(references, comparator).mean()), 1e-6)
-        return -nearest / np.sqrt(among * to_cohort)
+        neighbours = MULTI_K_NEIGHBOURS if method == "cohort-multi-k" else (WRITER_THRESHOLD_NEIGHBOURS,)
+        among = np.maximum(reference_nearest_spread(references, comparator, neighbours), 1e-6)
+        ordered = np.sort(d, axis=1)
+        return np.mean([-ordered[:, :k].mean(axis=1) / np.sqrt(spread * to_cohort) for k, spread in zip(neighbours, among)], axis=0)
     if background is None or len(background) == 0:
         raise ValueError(f"{method} needs a background set of other writers' embeddings")
     return _writer_dependent(method, comparator.global_part(references), comparator.global_part(queries), comparator.global_part(background), seed)

@@ -130,8 +130,10 @@ def evaluate_split(
     controls: bool = True,
     bf16: bool = True,
     collect_scores: bool = False,
+    tta: bool = False,
 ) -> dict[str, Any]:
-    """Run the protocol for one model on its test writers.
+    """Run the protocol for one model on its test writers (``tta``: test-time-augmented vectors,
+    scored with the calibration and cohort fitted for them).
 
     Returns
     -------
@@ -147,10 +149,10 @@ def evaluate_split(
     records = [cache.records[i] for i in test_idx]
     all_ids = cache.content_ids()
     ids = [all_ids[i] for i in test_idx]
-    embeddings = artifact.vectors(cache.images[test_idx], cache.sizes[test_idx], bf16=bf16)
-    background, cohort = artifact.background, artifact.cohort
+    calibration = artifact.calibration_for(tta)  # first: a model without a TTA calibration fails before any work
+    embeddings = artifact.vectors(cache.images[test_idx], cache.sizes[test_idx], bf16=bf16, tta=tta)
+    background, cohort = artifact.background, artifact.cohort_for(tta)
     vote_distance = artifact.thresholds.get("distance", 0.0)
-    calibration = artifact.calibration
 
     runs: dict[str, dict[str, list]] = {}
     scores_out: dict[str, dict[str, dict]] = {}
@@ -185,7 +187,7 @@ def evaluate_split(
                 }
 
     result: dict[str, Any] = {"runs": runs, "skipped_writers": skipped, "n_test_writers": len(set(test_writers))}
-    result["one_reference"] = one_reference_figures(artifact, embeddings, records, ids)
+    result["one_reference"] = one_reference_figures(artifact, embeddings, records, ids, calibration)
     if controls:
         control: dict[str, Any] = {}
         train_idx = np.flatnonzero(np.isin(writer_keys, list(train_writers))) if len(train_writers) else np.array([], dtype=int)
@@ -210,13 +212,14 @@ def evaluate_split(
     return result
 
 
-def one_reference_figures(artifact: ModelArtifact, vectors: np.ndarray, records, content_ids) -> dict[str, Any]:
+def one_reference_figures(artifact: ModelArtifact, vectors: np.ndarray, records, content_ids, calibration: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Every one-reference pair of the test writers (genuine-genuine, genuine-skilled forgery,
-    genuine-random forgery), scored by the Siamese distance, at the dev-fixed threshold."""
+    genuine-random forgery), scored by the Siamese distance, at the dev-fixed threshold
+    (``calibration``: the one that fits ``vectors``, default the model's plain one)."""
     from .evaluation import distance_scores, single_reference_pairs
     from .metrics import verification_metrics
 
-    entry = pick_entry(artifact.calibration, "single", 1)
+    entry = pick_entry(artifact.calibration if calibration is None else calibration, "single", 1)
     pairs = single_reference_pairs(records, content_ids=content_ids, seed=0)
     scores = to_probability(entry, distance_scores(vectors, pairs, artifact.comparator))
     figures: dict[str, Any] = {"threshold": entry["threshold"], "pairs": {k: int((pairs.kinds == k).sum()) for k in ("genuine", "skilled", "random")}}
@@ -361,9 +364,12 @@ def run_evaluation(
     plots: Optional[str] = None,
     controls: bool = True,
     extra_train: Sequence[str] = (),
+    tta: bool = False,
     log=print,
 ) -> dict[str, Any]:
     """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report.
+
+    ``tta``: score test-time-augmented vectors with the model's calibration for them.
 
     ``train_config``: one TOML config, or several = stages: stage k starts from stage k-1's model of
     the same fold (its ``init``), and the last stage's model is evaluated. Stage 1 lives in
@@ -418,7 +424,7 @@ def run_evaluation(
                 previous = model_path
             artifact = load_artifact(previous)
             cache = load_or_build(records, artifact.preprocess, log=None)
-            part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
+            part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None, tta=tta)
             parts.append(part)
             fold_info.append({"fold": fold, "model": str(model_path), "test_writers": split.test, "skipped_writers": part["skipped_writers"]})
             if plots is not None:
@@ -435,7 +441,7 @@ def run_evaluation(
         if not test_writers:
             raise ValueError("the model has seen every writer of this data: nothing left to test on")
         log(f"testing {artifact.name} on {len(test_writers)} writers it never saw")
-        part = evaluate_split(artifact, cache, test_writers, train_writers=train_writers, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None)
+        part = evaluate_split(artifact, cache, test_writers, train_writers=train_writers, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None, tta=tta)
         parts.append(part)
         fold_info.append({"model": artifact.path, "test_writers": test_writers, "skipped_writers": part["skipped_writers"]})
         if plots is not None:
@@ -450,6 +456,7 @@ def run_evaluation(
             "folds": folds if train_config else None,
             "extra_train": list(extra_train),
             "seed": seed,
+            "tta": tta,
             "mode": "k-fold retraining" if train_config else "fixed model on unseen writers",
             "threshold": "fixed on development writers (model calibration), never on test writers",
             "eer": "pooled over test writers, genuine vs skilled forgeries (vs random when a writer set has none)",

@@ -281,10 +281,11 @@ def calibrate_network(
         ``thresholds`` (``["distance"]``: accept a one-reference pair when the distance is at most
         this), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
         ``cohort`` (``K x V`` full vectors: embedding [+ size] [+ local descriptor]),
-        ``size_weight``, ``size_weight_dev_table``.
+        ``calibration_tta`` and ``cohort_tta`` (the same with test-time-augmented vectors; no
+        writer-dependent methods), ``size_weight``, ``size_weight_dev_table``.
     """
     from .calibration import COHORT_SAMPLE, background_sample, calibrate_methods
-    from .methods import METHODS, Cohort
+    from .methods import METHODS, NEEDS_BACKGROUND, Cohort
 
     all_ids = cache.content_ids()
     dev_records = [cache.records[i] for i in dev_idx]
@@ -310,13 +311,28 @@ def calibrate_network(
         dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids,
         comparator=comparator, cohort=Cohort(cohort_vectors),
     )
-    log(f"calibrated {len(calibration)} methods on {len({r.writer_key for r in dev_records})} dev writers; size weight {size_weight}; "
-        f"one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
+    # Test-time augmentation moves every distance, so `--tta` gets calibrations of its own, fitted on the
+    # same dev writers with augmented vectors (dev images and cohort alike). The writer-dependent
+    # classifiers are left out: their background set is not augmented, and they are far behind anyway.
+    dev_vectors_tta = with_sizes(
+        embed_images(network, cache.images[dev_idx], bf16=bf16, tta=True, with_local=network.local is not None), cache.sizes[dev_idx], size_weight, network.embedding_dim
+    )
+    cohort_tta = with_sizes(
+        embed_images(network, cache.images[cohort_idx], bf16=bf16, tta=True, with_local=network.local is not None), cache.sizes[cohort_idx], size_weight, network.embedding_dim
+    ).astype(np.float16).astype(np.float32)
+    calibration_tta = calibrate_methods(
+        dev_vectors_tta, dev_records, background=None, vote_distance=distance_threshold, methods=[m for m in METHODS if m not in NEEDS_BACKGROUND], kind=kind,
+        content_ids=dev_ids, comparator=comparator, cohort=Cohort(cohort_tta),
+    )
+    log(f"calibrated {len(calibration)} methods ({len(calibration_tta)} with test-time augmentation) on {len({r.writer_key for r in dev_records})} dev writers; "
+        f"size weight {size_weight}; one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
     return {
         "thresholds": {"distance": float(distance_threshold)},
         "calibration": calibration,
+        "calibration_tta": calibration_tta,
         "background": background,
         "cohort": cohort_vectors,
+        "cohort_tta": cohort_tta,
         "size_weight": size_weight,
         "size_weight_dev_table": size_table,
     }
@@ -590,7 +606,7 @@ def finalize(
         "name": config.name or out.name,
         "version": version,
         "preprocess": cache.config.to_dict(),
-        **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "calibration")},
+        **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "calibration", "calibration_tta")},
         "dev_metrics": best.metadata.get("dev_metrics", {}),
         "selected_epoch": best.metadata.get("epoch", best.metadata.get("selected_epoch")),
         "training": {
@@ -611,7 +627,7 @@ def finalize(
             **({"recalibrated": recalibration["record"]} if recalibration else {}),
         },
     }
-    path = save_model(target or out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort")})
+    path = save_model(target or out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort", "cohort_tta")})
     log(f"model: {path} (epoch {metadata['selected_epoch']}, dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
         f"{wall_seconds / 60:.1f} min)")
     return path

@@ -45,7 +45,7 @@ class ModelArtifact:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     preprocess: PreprocessConfig = field(init=False)
     _comparator: Optional[Any] = field(init=False, default=None, repr=False)
-    _cohort: Optional[Any] = field(init=False, default=None, repr=False)
+    _cohorts: dict[str, Any] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
@@ -104,20 +104,39 @@ class ModelArtifact:
         tensor = self.extras.get("background")
         return None if tensor is None else tensor.float().numpy()
 
+    def has_tta_calibration(self) -> bool:
+        """Whether the model was calibrated with test-time-augmented vectors too (models calibrated
+        before stop 22 were not: ``sigverify recalibrate`` adds it)."""
+        return bool(self.metadata.get("calibration_tta")) and "cohort_tta" in self.extras
+
+    def calibration_for(self, tta: bool) -> dict[str, Any]:
+        """The calibration fitted for plain (``tta=False``) or test-time-augmented vectors."""
+        if not tta:
+            return self.calibration
+        if not self.has_tta_calibration():
+            raise ModelError(f"{self.path or self.name}: no calibration for test-time augmentation; refit it with `sigverify recalibrate`")
+        return dict(self.metadata["calibration_tta"])
+
     @property
     def cohort(self) -> Optional["Cohort"]:
-        """Training writers' genuine signatures as full vectors, for ``cohort-threshold`` (``None``
-        for a model calibrated before that method existed)."""
+        """Training writers' genuine signatures as full vectors, for the cohort methods (``None``
+        for a model calibrated before they existed)."""
+        return self.cohort_for(False)
+
+    def cohort_for(self, tta: bool) -> Optional["Cohort"]:
+        """The cohort as plain (``tta=False``) or test-time-augmented vectors, built once (it
+        remembers the scales it computed)."""
         from ..methods import Cohort
 
-        tensor = self.extras.get("cohort")
+        name = "cohort_tta" if tta else "cohort"
+        tensor = self.extras.get(name)
         if tensor is None:
             return None
-        if self._cohort is None:  # built once: it remembers the queries' scales
+        if name not in self._cohorts:
             if tensor.ndim != 2 or tensor.shape[1] != self.vector_dim:
-                raise ModelError(f"{self.path}: cohort vectors of size {tuple(tensor.shape)} do not match the model's vectors ({self.vector_dim})")
-            self._cohort = Cohort(tensor.float().numpy())
-        return self._cohort
+                raise ModelError(f"{self.path}: {name} vectors of size {tuple(tensor.shape)} do not match the model's vectors ({self.vector_dim})")
+            self._cohorts[name] = Cohort(tensor.float().numpy())
+        return self._cohorts[name]
 
 
 EXTRA_PREFIX = "extra."
