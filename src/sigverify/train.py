@@ -304,9 +304,12 @@ def calibrate_network(
     background = with_sizes(embed_images(network, cache.images[background_idx], bf16=bf16), cache.sizes[background_idx], size_weight, network.embedding_dim)
     # The cohort is compared with the model's own distance, so it keeps the local descriptors.
     cohort_idx = train_idx[background_sample(train_records, **COHORT_SAMPLE)]
-    cohort_vectors = with_sizes(
-        embed_images(network, cache.images[cohort_idx], bf16=bf16, with_local=network.local is not None), cache.sizes[cohort_idx], size_weight, network.embedding_dim
-    ).astype(np.float16).astype(np.float32)  # as the artifact stores it, so dev calibration sees what serving will
+    def full_vectors(indices: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Embedding [+ weighted size] [+ local descriptor] of the cache's images at ``indices``."""
+        embedded = embed_images(network, cache.images[indices], bf16=bf16, tta=tta, with_local=network.local is not None)
+        return with_sizes(embedded, cache.sizes[indices], size_weight, network.embedding_dim)
+
+    cohort_vectors = full_vectors(cohort_idx).astype(np.float16).astype(np.float32)  # as the artifact stores it, so dev calibration sees what serving will
     calibration = calibrate_methods(
         dev_vectors, dev_records, background=background, vote_distance=distance_threshold, methods=METHODS, kind=kind, content_ids=dev_ids,
         comparator=comparator, cohort=Cohort(cohort_vectors),
@@ -314,14 +317,9 @@ def calibrate_network(
     # Test-time augmentation moves every distance, so `--tta` gets calibrations of its own, fitted on the
     # same dev writers with augmented vectors (dev images and cohort alike). The writer-dependent
     # classifiers are left out: their background set is not augmented, and they are far behind anyway.
-    dev_vectors_tta = with_sizes(
-        embed_images(network, cache.images[dev_idx], bf16=bf16, tta=True, with_local=network.local is not None), cache.sizes[dev_idx], size_weight, network.embedding_dim
-    )
-    cohort_tta = with_sizes(
-        embed_images(network, cache.images[cohort_idx], bf16=bf16, tta=True, with_local=network.local is not None), cache.sizes[cohort_idx], size_weight, network.embedding_dim
-    ).astype(np.float16).astype(np.float32)
+    cohort_tta = full_vectors(cohort_idx, tta=True).astype(np.float16).astype(np.float32)
     calibration_tta = calibrate_methods(
-        dev_vectors_tta, dev_records, background=None, vote_distance=distance_threshold, methods=[m for m in METHODS if m not in NEEDS_BACKGROUND], kind=kind,
+        full_vectors(dev_idx, tta=True), dev_records, background=None, vote_distance=distance_threshold, methods=[m for m in METHODS if m not in NEEDS_BACKGROUND], kind=kind,
         content_ids=dev_ids, comparator=comparator, cohort=Cohort(cohort_tta),
     )
     log(f"calibrated {len(calibration)} methods ({len(calibration_tta)} with test-time augmentation) on {len({r.writer_key for r in dev_records})} dev writers; "
