@@ -4,9 +4,9 @@
 # (configs/default-local.toml -> $OUT), which is what ships. The split (seed 0), the data and the
 # commands are recorded in the artifact and in src/sigverify/weights/default.json.
 #
-# STAGE1_FROM=recorded (the default, ~10 minutes on the 2-core CPU): stage 2 starts from the stage-1
+# STAGE1_FROM=recorded (the default, ~14 minutes on the 2-core CPU): stage 2 starts from the stage-1
 #   weights the shipped file records as its init (training.init_version), taken from the commit that
-#   shipped them; this is what reproduces the shipped dev EER (16.19 % vs 16.40 %, MODEL_CARD.md).
+#   shipped them; this is what reproduces the shipped dev EER (16.19 and 16.51 % vs 16.40 %, MODEL_CARD.md).
 #   Needs a git checkout with history.
 # STAGE1_FROM=scratch (~20 minutes): stage 1 is trained too. Today's code trains it deterministically
 #   and reaches the same stage-1 dev EER (23.36 % vs 23.61 %), but not the same weights (they came from
