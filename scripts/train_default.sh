@@ -22,6 +22,10 @@ STAGE1_COMMIT=6d83430  # "Default verifier (signet-slim, ...)": the stage-1 netw
 rm -rf "$STAGE1" "$OUT"
 case "$STAGE1_FROM" in
   recorded)
+    if ! git cat-file -e "$STAGE1_COMMIT:src/sigverify/weights/default.safetensors" 2>/dev/null; then
+      echo "STAGE1_FROM=recorded needs the git history that holds commit $STAGE1_COMMIT (a full clone); or use STAGE1_FROM=scratch" >&2
+      exit 2
+    fi
     mkdir -p "$STAGE1"
     git show "$STAGE1_COMMIT:src/sigverify/weights/default.safetensors" > "$STAGE1/model.safetensors"
     # Refuse a file other than the one the shipped verifier names as its init.
