@@ -21,7 +21,7 @@ import numpy as np
 
 from sigverify.api import load_model
 from sigverify.cleaning import load_cleaner
-from sigverify.cleaning.evaluate import _vectors, apply_cleaner, author_pairs, pair_scores, tobacco_crops
+from sigverify.cleaning.evaluate import author_pairs, cleaned_pair_scores, tobacco_crops
 from sigverify.metrics import auc
 
 
@@ -56,10 +56,7 @@ def main() -> None:
     authors = [a for _, a in crops]
     kept, pairs, labels = author_pairs(authors)  # as evaluate-cleaner draws them (seed 0, 4,000 negatives)
     networks = {name: load_cleaner(name) for name in args.cleaners if name in ("unet", "cyclegan")}
-    scores = {}
-    for name in ["none", *args.cleaners]:
-        cleaned = [apply_cleaner(name, crops[i][0], networks) for i in kept]
-        scores[name] = pair_scores(dict(zip(kept, _vectors(artifact, cleaned))), pairs, artifact.comparator)
+    scores, _ = cleaned_pair_scores(artifact, crops, kept, pairs, ["none", *args.cleaners], networks)
     pair_authors = np.array([(authors[i], authors[j]) for i, j in pairs])
     differences = bootstrap_differences(labels, scores, pair_authors, args.rounds)
     report = {"n_crops": len(kept), "n_authors": len({authors[i] for i in kept}), "same_author_pairs": int(labels.sum()), "rounds": args.rounds, "auc": {}, "difference": {}}

@@ -386,7 +386,8 @@ def verify(
         raise ModelError(f"model {artifact.name} has no background set for {method}")
     # Augmented vectors sit at other distances: score them with the calibration (and cohort) fitted
     # for them when the model has one for this method, and say so when it has not.
-    augmented = tta and calibration is None and artifact.has_tta_calibration() and method in artifact.calibration_for(True)
+    tta_calibration = artifact.calibration_for(True) if tta and calibration is None and artifact.has_tta_calibration() else {}
+    augmented = method in tta_calibration
     if tta and calibration is None and not augmented:
         warnings_out.append(f"model {artifact.name} has no test-time-augmentation calibration for {method}: scored with the plain one, so the threshold may not fit")
     cohort = artifact.cohort_for(augmented) if method in NEEDS_COHORT else None
@@ -394,7 +395,7 @@ def verify(
         raise ModelError(f"model {artifact.name} has no cohort for {method}: recalibrate it with `sigverify recalibrate`")
     raw = raw_scores(method, refs, query_embedding, background=background, vote_distance=distance_threshold or 0.0, comparator=artifact.comparator, cohort=cohort)
     if calibration is None:
-        calibration = artifact.calibration_for(augmented)
+        calibration = tta_calibration if augmented else artifact.calibration
     entry = pick_entry(calibration, effective_method, n_refs)
     score = float(to_probability(entry, raw)[0])
     decision_threshold = float(entry["threshold"] if threshold is None else threshold)

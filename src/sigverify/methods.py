@@ -196,15 +196,14 @@ def raw_scores(
     if method in NEEDS_TWO_REFERENCES:
         if len(references) < 2:
             raise ValueError(f"{method} needs at least 2 references")
-        nearest = np.sort(d, axis=1)[:, : min(WRITER_THRESHOLD_NEIGHBOURS, d.shape[1])].mean(axis=1)
+        ordered = np.sort(d, axis=1)  # each query's references, nearest first
         if method == "writer-threshold":
-            return -nearest / max(reference_spread(references, comparator), 1e-6)
+            return -ordered[:, :WRITER_THRESHOLD_NEIGHBOURS].mean(axis=1) / max(reference_spread(references, comparator), 1e-6)
         if cohort is None:
             raise ValueError(f"{method} needs a cohort of training writers' signatures")
         to_cohort = max(float(cohort.scales(references, comparator).mean()), 1e-6)
         neighbours = MULTI_K_NEIGHBOURS if method == "cohort-multi-k" else (WRITER_THRESHOLD_NEIGHBOURS,)
         among = np.maximum(reference_nearest_spread(references, comparator, neighbours), 1e-6)
-        ordered = np.sort(d, axis=1)
         return np.mean([-ordered[:, :k].mean(axis=1) / np.sqrt(spread * to_cohort) for k, spread in zip(neighbours, among)], axis=0)
     if background is None or len(background) == 0:
         raise ValueError(f"{method} needs a background set of other writers' embeddings")

@@ -225,6 +225,18 @@ def pair_scores(vectors: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]]
     return -comparator.paired(first, second)
 
 
+def cleaned_pair_scores(artifact, crops, kept: Sequence[int], pairs: Sequence[tuple[int, int]], methods: Sequence[str], cleaners: dict) -> tuple[dict[str, np.ndarray], dict[str, dict[int, np.ndarray]]]:
+    """Per cleaner: the pair scores (:func:`pair_scores`) of the ``kept`` crops after cleaning, and the
+    cleaned crops (by crop index)."""
+    scores: dict[str, np.ndarray] = {}
+    cleaned_by: dict[str, dict[int, np.ndarray]] = {}
+    for method in methods:
+        cleaned = {i: apply_cleaner(method, crops[i][0], cleaners) for i in kept}
+        cleaned_by[method] = cleaned
+        scores[method] = pair_scores(dict(zip(kept, _vectors(artifact, [cleaned[i] for i in kept]))), pairs, artifact.comparator)
+    return scores, cleaned_by
+
+
 def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *, max_negatives: int = 4000, seed: int = 0, grid: Optional[str] = None, log=print) -> dict[str, Any]:
     from ..metrics import auc, eer
 
@@ -238,11 +250,9 @@ def evaluate_real(artifact, root: str, methods: Sequence[str], cleaners: dict, *
         "different_author_pairs": int(len(labels) - labels.sum()),
         "score": "minus the distance between the two crops' vectors (one reference)",
     }
-    cleaned_by: dict[str, list] = {}
+    scores_by, cleaned_by = cleaned_pair_scores(artifact, crops, kept, pairs, methods, cleaners)
     for method in methods:
-        cleaned = {i: apply_cleaner(method, crops[i][0], cleaners) for i in kept}
-        cleaned_by[method] = cleaned
-        scores = pair_scores(dict(zip(kept, _vectors(artifact, [cleaned[i] for i in kept]))), pairs, artifact.comparator)
+        scores, cleaned = scores_by[method], cleaned_by[method]
         result[method] = {"auc": float(auc(labels, scores)), "eer": float(eer(labels, scores)[0])}
         control = ""
         if method != "none":
@@ -313,4 +323,4 @@ def run_cleaner_evaluation(data: Sequence[str], tobacco: Optional[str], *, model
     return report
 
 
-__all__ = ["run_cleaner_evaluation", "fidelity", "removed_ink", "author_pairs", "pair_scores", "tobacco_crops", "dev_clean_twins", "CLEANERS"]
+__all__ = ["run_cleaner_evaluation", "fidelity", "removed_ink", "author_pairs", "pair_scores", "cleaned_pair_scores", "tobacco_crops", "dev_clean_twins", "CLEANERS"]
