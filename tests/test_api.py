@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,36 @@ def test_reference_quality_warnings_and_copy_flag(tiny_model, writer_images, tmp
     assert copy["flags"] == ["query_identical_to_reference"] and copy["decision"] == "inconclusive"
     reencoded = _write(tmp_path, "reencoded.bmp", np.asarray(Image.open(refs[1])))
     assert sigverify.verify(reencoded, refs, model=tiny_model)["flags"] == ["query_identical_to_reference"]
+
+
+def test_reference_consistency_limit_is_fitted_and_used(tiny_model, writer_images, tmp_path):
+    from sigverify.models.artifact import read_artifact, write_artifact
+
+    refs, genuine, _ = writer_images
+    metadata, tensors = read_artifact(tiny_model)
+    assert metadata["thresholds"]["reference_consistency"] > 0  # fitted on dev writers by training
+
+    def with_thresholds(name: str, thresholds: dict) -> Path:
+        path = tmp_path / f"{name}.safetensors"
+        write_artifact(path, tensors, {**metadata, "version": name, "thresholds": thresholds})
+        return path
+
+    strict = with_thresholds("strict", {**metadata["thresholds"], "reference_consistency": 0.0})
+    warned = [w for w in sigverify.verify(genuine, refs, model=strict)["warnings"] if "inconsistent" in w]
+    assert len(warned) == 1 and "[0, 1, 2, 3]" in warned[0] and "dev-fitted consistency limit" in warned[0]
+    lenient = with_thresholds("lenient", {**metadata["thresholds"], "reference_consistency": 1e9})
+    assert not any("inconsistent" in w for w in sigverify.verify(genuine, refs, model=lenient)["warnings"])
+    # A model calibrated before the limit existed keeps the one-reference threshold, and says so.
+    older = with_thresholds("older", {"distance": 0.0})
+    assert any("recalibrate" in w for w in sigverify.verify(genuine, refs, model=older)["warnings"] if "inconsistent" in w)
+
+
+def test_embedded_references_with_tta_are_named(tiny_model, writer_images):
+    refs, genuine, _ = writer_images
+    embedded = sigverify.represent(refs, model=tiny_model, tta=True)
+    result = sigverify.verify(genuine, embedded, model=tiny_model, tta=True)
+    assert any("represent(..., tta=True)" in w for w in result["warnings"])
+    assert result["score"] == pytest.approx(sigverify.verify(genuine, refs, model=tiny_model, tta=True)["score"], abs=1e-4)
 
 
 def test_bad_inputs(tiny_model, writer_images, tmp_path):

@@ -53,3 +53,29 @@ def test_bad_metric_inputs():
         eer([1, 0], [np.nan, 0.2])
     with pytest.raises(ValueError, match="one length"):
         eer([1, 0, 1], [0.1, 0.2])
+
+
+def test_reference_consistency_limit_on_hand_built_writers():
+    from sigverify.calibration import mean_distance_to_others, reference_consistency_distance
+    from sigverify.datasets import FORGED, GENUINE, Record
+
+    # Each writer's genuine signatures are the corners of a regular simplex: every pair of them is
+    # `side` apart, so every reference's mean distance to the others is exactly its writer's side.
+    sides = {"a": 1.0, "b": 1.0, "c": 3.0}
+    records, vectors = [], []
+    for offset, (writer, side) in enumerate(sides.items()):
+        for i in range(6):
+            corner = np.zeros(30)
+            corner[offset * 10 + i] = side / np.sqrt(2)
+            records.append(Record(f"/{writer}/g{i}.png", writer, GENUINE, "toy"))
+            vectors.append(corner)
+        records.append(Record(f"/{writer}/f0.png", writer, FORGED, "toy"))  # forgeries are never references
+        vectors.append(np.full(30, 50.0))
+    vectors = np.array(vectors)
+    pairwise = np.array([[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]])
+    np.testing.assert_allclose(mean_distance_to_others(pairwise), [2.0, 1.5, 2.5])
+    # A third of all references belong to writer c, so the 99th percentile is c's side; the median a's.
+    assert reference_consistency_distance(vectors, records, refs=(3, 5)) == pytest.approx(3.0)
+    assert reference_consistency_distance(vectors, records, refs=(3, 5), quantile=0.5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="more than 6 genuine"):
+        reference_consistency_distance(vectors, records, refs=(6,))

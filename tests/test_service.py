@@ -96,6 +96,26 @@ def test_verify_enrolled_and_with_reference_files(client, store):
     assert audit[1]["writer_id"] == "alice" and audit[1]["reference_ids"] == body["reference_ids"]
 
 
+def test_verify_with_test_time_augmentation(client, tmp_path, tiny_model):
+    enroll(client)
+    plain = client.post("/v1/verify", files={"query": ("q.png", GENUINE, "image/png")}, data={"writer_id": "alice"}).json()
+    augmented = client.post("/v1/verify", files={"query": ("q.png", GENUINE, "image/png")}, data={"writer_id": "alice", "tta": "true"}).json()
+    assert plain["tta"] is False and augmented["tta"] is True
+    assert augmented["score"] != plain["score"]  # the references were re-embedded augmented, not compared as stored
+    assert not any("test-time" in w or "embeddings" in w for w in augmented["warnings"])
+    direct = client.post(
+        "/v1/verify",
+        files=[("query", ("q.png", GENUINE, "image/png"))] + [("references", (f"r{i}.png", r, "image/png")) for i, r in enumerate(REFS)],
+        data={"tta": "true"},
+    ).json()
+    assert direct["tta"] is True and direct["score"] == pytest.approx(augmented["score"], abs=1e-6)
+    # Without stored images the augmented references cannot be made: refused, not scored against the plain ones.
+    lean = TestClient(create_app(Store(str(tmp_path / "lean.db"), model=tiny_model, keep_images=False), ui=False))
+    enroll(lean, "bob")
+    refused = lean.post("/v1/verify", files={"query": ("q.png", GENUINE, "image/png")}, data={"writer_id": "bob", "tta": "true"})
+    assert refused.status_code >= 400 and "no stored image" in refused.text
+
+
 def test_identify(client):
     enroll(client, "alice")
     enroll(client, "bob", [png(toy_signature(11, 600 + i)) for i in range(3)])

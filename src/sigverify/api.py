@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .calibration import pick_entry, to_probability
+from .calibration import mean_distance_to_others, pick_entry, to_probability
 from .errors import InvalidImage, ModelError, NoSignatureFound, ReferencesError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
 from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_COHORT, NEEDS_TWO_REFERENCES, raw_scores
@@ -270,6 +270,18 @@ def _decide(score: float, threshold: float, band: float) -> str:
     return "genuine" if score >= threshold else "forged"
 
 
+def _consistency_limit(artifact: ModelArtifact) -> tuple[Optional[float], str]:
+    """The reference-consistency warning's limit and how to name it. Models calibrated before stop 23
+    have no fitted limit; they keep the one-reference threshold, which flags many genuine sets, and the
+    warning says so."""
+    thresholds = artifact.thresholds
+    if "reference_consistency" in thresholds:
+        return float(thresholds["reference_consistency"]), "the dev-fitted consistency limit"
+    if "distance" in thresholds:
+        return float(thresholds["distance"]), "the one-reference threshold (this model has no fitted consistency limit; `sigverify recalibrate` gives it one)"
+    return None, ""
+
+
 def verify(
     query: ImageSource,
     references: Sequence[Any],
@@ -292,7 +304,8 @@ def verify(
         The questioned signature: path, bytes, NumPy array or PIL image.
     references
         The writer's genuine references: images as above, or precomputed embeddings (1-D float
-        arrays of the model's size, e.g. from :func:`represent`), or a ``R x D`` float array of them.
+        arrays of the model's size, e.g. from :func:`represent`; with ``tta`` from ``represent(..., tta=True)``),
+        or a ``R x D`` float array of them.
     threshold
         Decision threshold on the calibrated score (0..1); default: the model's, fixed on dev writers
         for this method and the nearest reference count.
@@ -312,7 +325,7 @@ def verify(
     dict
         ``verified``, ``decision`` (genuine | forged | inconclusive), ``score`` (calibrated
         probability of genuine), ``threshold``, ``method``, ``model``, ``n_references``,
-        ``per_reference`` (calibrated single-pair score per reference), ``warnings``, ``flags``,
+        ``per_reference`` (calibrated single-pair score per reference), ``warnings``, ``flags``, ``tta``,
         ``time_ms``.
     """
     started = time.perf_counter()
@@ -345,6 +358,10 @@ def verify(
             ref_prepared.append(_Prepared(item, artifact, max_pixels))
             ref_positions.append(position)
 
+    if tta and ref_embeddings:
+        warnings_out.append(
+            f"{len(ref_embeddings)} reference(s) given as embeddings are compared as they are: with test-time augmentation they must come from represent(..., tta=True)"
+        )
     embedded = _vectors(artifact, [query_prepared] + ref_prepared, tta, bf16)
     query_embedding = embedded[:1]
     for position, embedding in zip(ref_positions, embedded[1:]):
@@ -361,14 +378,14 @@ def verify(
             warnings_out.append(f"references {prepared.name} and {ref_prepared[seen[prepared.pixel_hash]].name} are identical")
         seen.setdefault(prepared.pixel_hash, index)
     distance_threshold = artifact.thresholds.get("distance")
-    if n_refs >= 3 and distance_threshold is not None:
-        pairwise = artifact.comparator.matrix(refs, refs)
-        mean_to_others = pairwise.sum(1) / (n_refs - 1)
-        outliers = [i for i in range(n_refs) if mean_to_others[i] > distance_threshold]
+    consistency_limit, limit_name = _consistency_limit(artifact)
+    if n_refs >= 3 and consistency_limit is not None:
+        mean_to_others = mean_distance_to_others(artifact.comparator.matrix(refs, refs))
+        outliers = [i for i in range(n_refs) if mean_to_others[i] > consistency_limit]
         if outliers:
             warnings_out.append(
-                f"references {outliers} are inconsistent with the others (mean distance above the one-reference threshold "
-                f"{distance_threshold:.3f}): are they all the same writer's genuine signatures?"
+                f"references {outliers} are inconsistent with the others (mean distance to them above {limit_name} "
+                f"{consistency_limit:.3f}): are they all the same writer's genuine signatures?"
             )
     known = [(p.name, p.byte_hash, p.pixel_hash) for p in ref_prepared]
     known += [(f"reference {i}", b, px) for i, (b, px) in enumerate(reference_hashes or [])]
@@ -418,5 +435,6 @@ def verify(
         "inconclusive_band": inconclusive_band,
         "warnings": warnings_out,
         "flags": flags,
+        "tta": tta,
         "time_ms": round((time.perf_counter() - started) * 1000, 1),
     }

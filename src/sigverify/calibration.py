@@ -109,6 +109,46 @@ def calibrate_methods(
     return calibration
 
 
+REFERENCE_CONSISTENCY_REFS = (5, 12)
+REFERENCE_CONSISTENCY_QUANTILE = 0.99
+
+
+def mean_distance_to_others(pairwise: np.ndarray) -> np.ndarray:
+    """``R``: each reference's mean distance to the other ``R - 1`` (``pairwise``: ``R x R``, R >= 2)."""
+    n = len(pairwise)
+    return pairwise[~np.eye(n, dtype=bool)].reshape(n, n - 1).mean(axis=1)
+
+
+def reference_consistency_distance(
+    embeddings: np.ndarray,
+    records: Sequence[Record],
+    *,
+    comparator: Comparator = EUCLIDEAN,
+    content_ids: Optional[Sequence[str]] = None,
+    refs: Sequence[int] = REFERENCE_CONSISTENCY_REFS,
+    draws: int = 3,
+    seed: int = 0,
+    quantile: float = REFERENCE_CONSISTENCY_QUANTILE,
+) -> float:
+    """The limit of the reference-consistency warning, fitted on dev writers' genuine signatures.
+
+    Reference sets are drawn as the evaluation protocol draws them (``refs`` references, ``draws``
+    draws); each reference's :func:`mean_distance_to_others` is collected, and the ``quantile`` of
+    those values is returned: a reference farther than this from the others is flagged, so about
+    ``1 - quantile`` of genuine references are flagged by chance (a false-alarm budget). The
+    one-reference decision threshold is not used for this: a writer's own genuine signatures often
+    lie farther apart than it (stop 23: it flagged 26-33 % of genuine-only dev reference sets).
+    """
+    values: list[np.ndarray] = []
+    for n_refs in refs:
+        for trial in multi_reference_trials(records, n_refs, draws=draws, seed=seed, content_ids=content_ids).trials:
+            chosen = embeddings[trial.references]
+            values.append(mean_distance_to_others(comparator.matrix(chosen, chosen)))
+    if not values:
+        raise ValueError(f"no dev writer has more than {min(refs)} genuine signatures: cannot fit the reference-consistency limit")
+    return float(np.quantile(np.concatenate(values), quantile))
+
+
 def background_sample(records: Sequence[Record], *, per_writer: int = 8, limit: int = 600, seed: int = 0) -> np.ndarray:
     """Indices of genuine signatures of the given (training) writers: WD negatives, or (fewer per
     writer, :data:`COHORT_SAMPLE`) the cohort of ``cohort-threshold``."""

@@ -279,12 +279,13 @@ def calibrate_network(
     -------
     dict
         ``thresholds`` (``["distance"]``: accept a one-reference pair when the distance is at most
-        this), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
+        this; ``["reference_consistency"]``: the limit of the reference-consistency warning, see
+        :func:`sigverify.calibration.reference_consistency_distance`), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
         ``cohort`` (``K x V`` full vectors: embedding [+ size] [+ local descriptor]),
         ``calibration_tta`` and ``cohort_tta`` (the same with test-time-augmented vectors; no
         writer-dependent methods), ``size_weight``, ``size_weight_dev_table``.
     """
-    from .calibration import COHORT_SAMPLE, background_sample, calibrate_methods
+    from .calibration import COHORT_SAMPLE, background_sample, calibrate_methods, reference_consistency_distance
     from .methods import METHODS, NEEDS_BACKGROUND, Cohort
 
     all_ids = cache.content_ids()
@@ -298,6 +299,7 @@ def calibrate_network(
     comparator = comparator_for(network, size_weight)
     single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids, comparator=comparator)
     distance_threshold = -single["single"]["1"]["threshold_raw"]
+    consistency = reference_consistency_distance(dev_vectors, dev_records, comparator=comparator, content_ids=dev_ids)
     train_records = [cache.records[i] for i in train_idx]
     background_idx = train_idx[background_sample(train_records)]
     # The writer-dependent classifiers see the global part only: no local descriptors computed or stored.
@@ -323,9 +325,9 @@ def calibrate_network(
         content_ids=dev_ids, comparator=comparator, cohort=Cohort(cohort_tta),
     )
     log(f"calibrated {len(calibration)} methods ({len(calibration_tta)} with test-time augmentation) on {len({r.writer_key for r in dev_records})} dev writers; "
-        f"size weight {size_weight}; one-reference distance threshold {distance_threshold:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
+        f"size weight {size_weight}; one-reference distance threshold {distance_threshold:.4f}; reference-consistency limit {consistency:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
     return {
-        "thresholds": {"distance": float(distance_threshold)},
+        "thresholds": {"distance": float(distance_threshold), "reference_consistency": consistency},
         "calibration": calibration,
         "calibration_tta": calibration_tta,
         "background": background,

@@ -146,19 +146,20 @@ def create_app(
         method: str = Form("fusion-mean"),
         threshold: Optional[float] = Form(None),
         inconclusive_band: float = Form(0.1),
+        tta: bool = Form(False, description="test-time augmentation (slower; the model's augmented calibration)"),
     ) -> dict[str, Any]:
         name, data = await read_upload(query, "query")
         if writer_id and references:
             raise ApiError(422, "invalid request", "give writer_id or references, not both")
         if writer_id:
-            return store.verify(writer_id, data, method=method, threshold=threshold, inconclusive_band=inconclusive_band, client=client_of(request), filename=name)
+            return store.verify(writer_id, data, method=method, threshold=threshold, inconclusive_band=inconclusive_band, tta=tta, client=client_of(request), filename=name)
         if not references:
             raise ApiError(422, "invalid request", "give writer_id (an enrolled writer) or reference files in 'references'")
         from ..api import verify
 
         reference_data = [(await read_upload(f, "references"))[1] for f in references]
         with store.lock:
-            return verify(data, reference_data, model=store.artifact, method=method, threshold=threshold, inconclusive_band=inconclusive_band)
+            return verify(data, reference_data, model=store.artifact, method=method, threshold=threshold, inconclusive_band=inconclusive_band, tta=tta)
 
     @app.post("/v1/verify-document", dependencies=auth, tags=["verification"])
     async def verify_document_route(

@@ -369,25 +369,36 @@ class Store:
         method: str = "fusion-mean",
         threshold: Optional[float] = None,
         inconclusive_band: float = 0.1,
+        tta: bool = False,
         client: str = "",
         filename: str = "query",
         document: Any = None,
     ) -> dict[str, Any]:
         """Verify a query image against an enrolled writer; the decision is written to the audit log.
 
-        ``document``: the writer's :class:`~sigverify.cleaning.document.DocumentReferences`, for a
-        crop from a page (see :meth:`verify_document`)."""
+        ``tta``: test-time augmentation of the query and the references (the stored reference images
+        are re-embedded augmented, so they must have been kept); ``document``: the writer's
+        :class:`~sigverify.cleaning.document.DocumentReferences`, for a crop from a page (see
+        :meth:`verify_document`)."""
         from ..api import verify
 
         if not query:
             raise InputError(filename, "empty file")
         with self.sessions.begin() as session:
             references = self._current_references(session, writer_id)
-            if document is None:
-                compared: list[Any] = [np.frombuffer(r.embedding, dtype=np.float32) for r in references]
-                hashes, calibration = [(r.image_sha256, r.pixel_sha256) for r in references], None
-            else:  # the document path: cleaned references, and their calibration
+            if document is not None:  # the document path: cleaned references, and their calibration
                 compared, hashes, calibration = document.images, None, document.calibration
+            elif tta:  # augmented vectors of the stored images; the plain stored embeddings would not match
+                missing = [r.id for r in references if r.image is None]
+                if missing:
+                    raise NoReferences(
+                        f"references {missing} of {writer_id!r} have no stored image, and test-time augmentation re-embeds "
+                        "the references: enroll them again with images kept, or verify without tta"
+                    )
+                compared, hashes, calibration = [r.image for r in references], None, None
+            else:
+                compared = [np.frombuffer(r.embedding, dtype=np.float32) for r in references]
+                hashes, calibration = [(r.image_sha256, r.pixel_sha256) for r in references], None
             with self.lock, named(filename):
                 result = verify(
                     query,
@@ -396,6 +407,7 @@ class Store:
                     method=method,
                     threshold=threshold,
                     inconclusive_band=inconclusive_band,
+                    tta=tta,
                     reference_hashes=hashes,
                     calibration=calibration,
                 )
