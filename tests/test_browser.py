@@ -79,6 +79,10 @@ def test_verify_enrolled_writer_tab(page):
     page.locator("#verify-button").click()
     page.locator("#verify-result").get_by_text("Score:").wait_for()
     assert "4 references" in page.locator("#verify-result").inner_text()
+    assert "test-time augmentation" not in page.locator("#verify-result").inner_text()
+    page.locator("#verify-tta input").check()
+    page.locator("#verify-button").click()
+    page.locator("#verify-result").get_by_text("test-time augmentation").wait_for()
 
 
 def test_document_tab(page, tmp_path):

@@ -43,7 +43,8 @@ def _decision_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"## Decision: {result['decision'].upper()}",
         f"**Score: {result['score'] * 100:.1f} %** (threshold {result['threshold'] * 100:.1f} %, method {result['method']}, "
-        f"{result['n_references']} reference{'s' if result['n_references'] != 1 else ''}, model {result['model']})",
+        f"{result['n_references']} reference{'s' if result['n_references'] != 1 else ''}"
+        f"{', test-time augmentation' if result.get('tta') else ''}, model {result['model']})",
     ]
     lines += [f"- warning: {w}" for w in result.get("warnings", [])]
     return "\n\n".join(lines)
@@ -72,11 +73,11 @@ def build_ui(store: Store):
     def writer_choices():
         return gr.update(choices=[w["id"] for w in store.list_writers()])
 
-    def verify_enrolled(writer_id, query_path, method):
+    def verify_enrolled(writer_id, query_path, method, tta):
         try:
             if not writer_id:
                 raise SigverifyError("please choose an enrolled writer")
-            result = store.verify(writer_id, _read(query_path, "questioned signature"), method=method, client="web page")
+            result = store.verify(writer_id, _read(query_path, "questioned signature"), method=method, tta=bool(tta), client="web page")
         except (SigverifyError, ValueError) as exc:
             return f"## Cannot verify\n\n{exc}", None
         return _decision_markdown(result), result
@@ -164,12 +165,13 @@ def build_ui(store: Store):
 
             # only what the served model is calibrated for (a model older than a method lacks it)
             method_in = gr.Dropdown(choices=[m for m in METHODS if m in artifact.calibration], value="fusion-mean", label="Method")
+            tta_in = gr.Checkbox(value=False, label="Test-time augmentation (slower; rotated and rescaled copies averaged)", elem_id="verify-tta")
             verify_query = gr.Image(type="filepath", label="Questioned signature", elem_id="verify-query")
             verify_button = gr.Button("Verify", variant="primary", elem_id="verify-button")
             verify_result = gr.Markdown(elem_id="verify-result")
             verify_json = gr.JSON(label="Full answer")
             refresh.click(writer_choices, None, writer_in)
-            verify_button.click(verify_enrolled, [writer_in, verify_query, method_in], [verify_result, verify_json])
+            verify_button.click(verify_enrolled, [writer_in, verify_query, method_in, tta_in], [verify_result, verify_json])
 
         with gr.Tab("Enroll a writer"):
             enroll_id = gr.Textbox(label="Writer id", elem_id="enroll-id")
