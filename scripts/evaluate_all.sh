@@ -34,6 +34,12 @@ $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-lo
 # their cohort by `sigverify recalibrate RUN/fold-K/stage-2`; training with this version stores it.
 $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
   --runs-dir runs/cedar-5fold-extra-long-scratch --json benchmarks/cedar-5fold-extra-local-long-cohort.json --plots benchmarks/plots/cedar-5fold-extra-local-long-cohort
+# Stop 22: the same fold models (recalibrated with test-time-augmentation calibrations by
+# `sigverify recalibrate runs/cedar-5fold-extra-long/fold-K/stage-2`) scored with --tta, and the
+# shipped verifier on its CEDAR test writers with --tta.
+$S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-extra-long --tta --json benchmarks/cedar-5fold-extra-local-long-tta.json --plots benchmarks/plots/cedar-5fold-extra-local-long-tta
+$S evaluate ../shared/data/cedar --refs 1 5 12 --draws 3 --tta --json benchmarks/default-cedar-tta.json
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
 [ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress
@@ -44,5 +50,9 @@ $S evaluate-detector ../shared/data/tobacco800_signatures --synthetic 60 --json 
 .venv/bin/python scripts/evaluate_cheques.py --seeds 10
 $S evaluate-cleaner ../shared/data/cedar ../shared/data/sigcomp2009 --tobacco ../shared/data/tobacco800_signatures \
   --grid benchmarks/plots/cleaners-tobacco800-grid.png --json benchmarks/cleaners.json
+.venv/bin/python scripts/tobacco_auc_bootstrap.py --json benchmarks/cleaners-tobacco800-bootstrap.json
+# Stop 23: the reference-consistency warning on the shipped verifier's test writers.
+.venv/bin/python scripts/check_reference_quality.py src/sigverify/weights/default.safetensors ../shared/data/cedar ../shared/data/sigcomp2009 \
+  --writers test --json benchmarks/reference-quality-test.json
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json

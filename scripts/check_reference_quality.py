@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""How often the reference-consistency warning fires on honest reference sets, and how often it catches
+a planted one: `python scripts/check_reference_quality.py MODEL DATA [DATA ...] [--writers dev|test]`.
+
+For each writer of the chosen set, reference sets are drawn as the evaluation protocol draws them
+(R = 5 and 12, 3 draws, seed 0). For each set: *false alarm* = any of its genuine references is
+flagged; *hit (other writer)* = with one reference replaced by a genuine signature of another writer
+of the set, that reference is flagged; *hit (skilled)* = the same with one of the writer's skilled
+forgeries planted instead. Two limits on a reference's mean distance to the others are compared:
+the model's fitted `thresholds.reference_consistency` (what `verify` uses, stop 23) and the
+one-reference decision threshold `thresholds.distance` (what it used before). `--writers test` reads
+the writers the model never saw (its metadata lists them); `dev` is in-sample for the fitted limit.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from sigverify.cache import load_or_build
+from sigverify.calibration import mean_distance_to_others
+from sigverify.datasets import read_datasets
+from sigverify.models.artifact import load_artifact
+from sigverify.protocol import multi_reference_trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("data", nargs="+")
+    parser.add_argument("--writers", choices=["dev", "test"], default="test")
+    parser.add_argument("--json", help="write the rates here")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    artifact = load_artifact(args.model)
+    training = artifact.metadata.get("training", {})
+    wanted = training.get("split", {}).get("dev") if args.writers == "dev" else training.get("test_writers")
+    if not wanted:
+        raise SystemExit(f"{args.model}: the model does not list its {args.writers} writers")
+    limits = {"fitted consistency limit": artifact.thresholds.get("reference_consistency"), "one-reference threshold": artifact.thresholds.get("distance")}
+    if limits["fitted consistency limit"] is None:
+        raise SystemExit(f"{args.model}: no thresholds.reference_consistency; run `sigverify recalibrate` on it first")
+    cache = load_or_build(read_datasets(args.data), artifact.preprocess, log=None)
+    keys = np.array([r.writer_key for r in cache.records])
+    chosen = np.flatnonzero(np.isin(keys, wanted))
+    if len(chosen) == 0:
+        raise SystemExit(f"none of the model's {args.writers} writers is in {args.data}")
+    started = time.time()
+    vectors = artifact.vectors(cache.images[chosen], cache.sizes[chosen])
+    # In row blocks: the learned distance's full matrix at once needs tens of GB.
+    distances = np.vstack([artifact.comparator.matrix(vectors[i : i + 64], vectors) for i in range(0, len(vectors), 64)])
+    records = [cache.records[i] for i in chosen]
+    writer_of = keys[chosen]
+    genuine = np.array([r.is_genuine for r in records])
+    print(f"{len(chosen)} images of {len(set(writer_of))} {args.writers} writers; distances in {time.time() - started:.0f} s")
+    rng = np.random.default_rng(0)
+    result: dict = {"model": args.model, "model_version": artifact.version, "writers": args.writers, "limits": limits, "by_refs": {}}
+    for n_refs in (5, 12):
+        trials = multi_reference_trials(records, n_refs, draws=3, seed=0, content_ids=[cache.content_ids()[i] for i in chosen]).trials
+        counts = {name: {"false_alarm": [], "references_flagged": [], "hit_other_writer": [], "hit_skilled": []} for name in limits}
+        for trial in trials:
+            refs = np.asarray(trial.references)
+            position = rng.integers(len(refs))
+            other = refs.copy()
+            other[position] = rng.choice(np.flatnonzero(genuine & (writer_of != trial.writer)))
+            forgeries = np.flatnonzero(~genuine & (writer_of == trial.writer))
+            skilled = None
+            if len(forgeries):
+                skilled = refs.copy()
+                skilled[position] = rng.choice(forgeries)
+            for name, limit in limits.items():
+                def flagged(indices: np.ndarray) -> np.ndarray:
+                    return mean_distance_to_others(distances[np.ix_(indices, indices)]) > limit
+
+                honest = flagged(refs)
+                counts[name]["false_alarm"].append(honest.any())
+                counts[name]["references_flagged"].append(honest.mean())
+                counts[name]["hit_other_writer"].append(flagged(other)[position])
+                if skilled is not None:
+                    counts[name]["hit_skilled"].append(flagged(skilled)[position])
+        rates = {name: {k: float(np.mean(v)) if v else None for k, v in c.items()} | {"sets": len(trials)} for name, c in counts.items()}
+        result["by_refs"][str(n_refs)] = rates
+        for name, r in rates.items():
+            skilled_text = "n/a" if r["hit_skilled"] is None else f"{100 * r['hit_skilled']:.1f} %"
+            print(f"R={n_refs:2d} {name:25s} ({limits[name]:.3f}): false alarm {100 * r['false_alarm']:5.1f} % of sets "
+                  f"({100 * r['references_flagged']:4.1f} % of references), hit other writer {100 * r['hit_other_writer']:5.1f} %, "
+                  f"hit skilled {skilled_text} ({r['sets']} sets)")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
