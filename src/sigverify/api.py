@@ -271,14 +271,14 @@ def _decide(score: float, threshold: float, band: float) -> str:
 
 
 def _consistency_limit(artifact: ModelArtifact) -> tuple[Optional[float], str]:
-    """The reference-consistency warning's limit and how to name it. Models calibrated before stop 23
-    have no fitted limit; they keep the one-reference threshold, which flags many genuine sets, and the
-    warning says so."""
+    """The reference-consistency warning's limit and how to name it. Models calibrated before stop 23,
+    or whose dev writers had too few signatures, have no fitted limit; they keep the one-reference
+    threshold, which flags many genuine sets, and the warning says so."""
     thresholds = artifact.thresholds
     if "reference_consistency" in thresholds:
         return float(thresholds["reference_consistency"]), "the dev-fitted consistency limit"
     if "distance" in thresholds:
-        return float(thresholds["distance"]), "the one-reference threshold (this model has no fitted consistency limit; `sigverify recalibrate` gives it one)"
+        return float(thresholds["distance"]), "the one-reference threshold (this model has no fitted consistency limit: `sigverify recalibrate` fits one when its dev writers have 6 or more genuine signatures)"
     return None, ""
 
 

@@ -129,7 +129,7 @@ def reference_consistency_distance(
     draws: int = 3,
     seed: int = 0,
     quantile: float = REFERENCE_CONSISTENCY_QUANTILE,
-) -> float:
+) -> Optional[float]:
     """The limit of the reference-consistency warning, fitted on dev writers' genuine signatures.
 
     Reference sets are drawn as the evaluation protocol draws them (``refs`` references, ``draws``
@@ -138,6 +138,7 @@ def reference_consistency_distance(
     ``1 - quantile`` of genuine references are flagged by chance (a false-alarm budget). The
     one-reference decision threshold is not used for this: a writer's own genuine signatures often
     lie farther apart than it (stop 23: it flagged 26-33 % of genuine-only dev reference sets).
+    ``None`` when no dev writer has more than ``min(refs)`` genuine signatures (nothing to fit on).
     """
     values: list[np.ndarray] = []
     for n_refs in refs:
@@ -145,7 +146,7 @@ def reference_consistency_distance(
             chosen = embeddings[trial.references]
             values.append(mean_distance_to_others(comparator.matrix(chosen, chosen)))
     if not values:
-        raise ValueError(f"no dev writer has more than {min(refs)} genuine signatures: cannot fit the reference-consistency limit")
+        return None
     return float(np.quantile(np.concatenate(values), quantile))
 
 

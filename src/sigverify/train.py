@@ -300,6 +300,7 @@ def calibrate_network(
     single = calibrate_methods(dev_vectors, dev_records, background=None, vote_distance=0.0, methods=["single"], refs=[1], kind=kind, content_ids=dev_ids, comparator=comparator)
     distance_threshold = -single["single"]["1"]["threshold_raw"]
     consistency = reference_consistency_distance(dev_vectors, dev_records, comparator=comparator, content_ids=dev_ids)
+    consistency_text = "none (too few dev signatures)" if consistency is None else f"{consistency:.4f}"
     train_records = [cache.records[i] for i in train_idx]
     background_idx = train_idx[background_sample(train_records)]
     # The writer-dependent classifiers see the global part only: no local descriptors computed or stored.
@@ -325,9 +326,9 @@ def calibrate_network(
         content_ids=dev_ids, comparator=comparator, cohort=Cohort(cohort_tta),
     )
     log(f"calibrated {len(calibration)} methods ({len(calibration_tta)} with test-time augmentation) on {len({r.writer_key for r in dev_records})} dev writers; "
-        f"size weight {size_weight}; one-reference distance threshold {distance_threshold:.4f}; reference-consistency limit {consistency:.4f}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
+        f"size weight {size_weight}; one-reference distance threshold {distance_threshold:.4f}; reference-consistency limit {consistency_text}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
     return {
-        "thresholds": {"distance": float(distance_threshold), "reference_consistency": consistency},
+        "thresholds": {"distance": float(distance_threshold), **({} if consistency is None else {"reference_consistency": consistency})},
         "calibration": calibration,
         "calibration_tta": calibration_tta,
         "background": background,

@@ -180,6 +180,14 @@ def _reference_dict(reference: Reference) -> dict[str, Any]:
     }
 
 
+def _stored_images(references: list[Reference], writer_id: str, needed_because: str, instead: str) -> list[bytes]:
+    """The references' stored images, or :class:`NoReferences` naming those that were not kept."""
+    missing = [r.id for r in references if r.image is None]
+    if missing:
+        raise NoReferences(f"references {missing} of {writer_id!r} have no stored image, and {needed_because}: enroll them again with images kept, or {instead}")
+    return [r.image for r in references]
+
+
 def _audit_dict(entry: AuditEntry) -> dict[str, Any]:
     return {
         "id": entry.id,
@@ -389,13 +397,8 @@ class Store:
             if document is not None:  # the document path: cleaned references, and their calibration
                 compared, hashes, calibration = document.images, None, document.calibration
             elif tta:  # augmented vectors of the stored images; the plain stored embeddings would not match
-                missing = [r.id for r in references if r.image is None]
-                if missing:
-                    raise NoReferences(
-                        f"references {missing} of {writer_id!r} have no stored image, and test-time augmentation re-embeds "
-                        "the references: enroll them again with images kept, or verify without tta"
-                    )
-                compared, hashes, calibration = [r.image for r in references], None, None
+                images = _stored_images(references, writer_id, "test-time augmentation re-embeds the references", "verify without tta")
+                compared, hashes, calibration = images, None, None
             else:
                 compared = [np.frombuffer(r.embedding, dtype=np.float32) for r in references]
                 hashes, calibration = [(r.image_sha256, r.pixel_sha256) for r in references], None
@@ -452,17 +455,12 @@ class Store:
             references = self._current_references(session, writer_id)  # unknown writer / no references: fail first
             document = None
             if reference_mode == "matched":
-                missing = [r.id for r in references if r.image is None]
-                if missing:
-                    raise NoReferences(
-                        f"references {missing} of {writer_id!r} have no stored image, and the document path cleans the "
-                        "references too: enroll them again with images kept, or use reference_mode 'plain'"
-                    )
+                images = _stored_images(references, writer_id, "the document path cleans the references too", "use reference_mode 'plain'")
                 key = (self.model_version, cleaner, tuple(sorted(r.id for r in references)))
                 with self.lock:
                     document = self._documents.get(key)
                     if document is None:
-                        document = prepare_document_references([r.image for r in references], self.artifact, cleaner, max_pixels=self.max_pixels)
+                        document = prepare_document_references(images, self.artifact, cleaner, max_pixels=self.max_pixels)
                         self._documents = {key: document}  # one writer's set at a time: memory stays flat
         counter = iter(range(1, 1000))
 
