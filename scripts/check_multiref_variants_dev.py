@@ -74,7 +74,8 @@ def main() -> None:
     scale = np.sort(comparator.matrix(vectors, cohort), axis=1)[:, :nearest].mean(axis=1)
     print(f"{len(dev_idx)} images of {len(set(dev_keys))} dev writers, cohort {len(cohort_idx)}; distances in {time.time() - started:.0f} s")
     records = [cache.records[i] for i in dev_idx]
-    ids = [cache.content_ids()[i] for i in dev_idx]
+    all_ids = cache.content_ids()
+    ids = [all_ids[i] for i in dev_idx]
     results = {}
     for n_refs in args.refs:
         trial_set = multi_reference_trials(records, n_refs, draws=3, seed=0, content_ids=ids)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from sigverify.cache import load_or_build
-from sigverify.calibration import mean_distance_to_others
+from sigverify.calibration import inconsistent_references
 from sigverify.datasets import read_datasets
 from sigverify.models.artifact import load_artifact
 from sigverify.protocol import multi_reference_trials
@@ -54,11 +54,13 @@ def main() -> None:
     records = [cache.records[i] for i in chosen]
     writer_of = keys[chosen]
     genuine = np.array([r.is_genuine for r in records])
+    all_ids = cache.content_ids()
+    content_ids = [all_ids[i] for i in chosen]
     print(f"{len(chosen)} images of {len(set(writer_of))} {args.writers} writers; distances in {time.time() - started:.0f} s")
     rng = np.random.default_rng(0)
     result: dict = {"model": args.model, "model_version": artifact.version, "writers": args.writers, "limits": limits, "by_refs": {}}
     for n_refs in (5, 12):
-        trials = multi_reference_trials(records, n_refs, draws=3, seed=0, content_ids=[cache.content_ids()[i] for i in chosen]).trials
+        trials = multi_reference_trials(records, n_refs, draws=3, seed=0, content_ids=content_ids).trials
         counts = {name: {"false_alarm": [], "references_flagged": [], "hit_other_writer": [], "hit_skilled": []} for name in limits}
         for trial in trials:
             refs = np.asarray(trial.references)
@@ -71,15 +73,12 @@ def main() -> None:
                 skilled = refs.copy()
                 skilled[position] = rng.choice(forgeries)
             for name, limit in limits.items():
-                def flagged(indices: np.ndarray) -> np.ndarray:
-                    return mean_distance_to_others(distances[np.ix_(indices, indices)]) > limit
-
-                honest = flagged(refs)
+                honest = inconsistent_references(distances[np.ix_(refs, refs)], limit)
                 counts[name]["false_alarm"].append(honest.any())
                 counts[name]["references_flagged"].append(honest.mean())
-                counts[name]["hit_other_writer"].append(flagged(other)[position])
+                counts[name]["hit_other_writer"].append(inconsistent_references(distances[np.ix_(other, other)], limit)[position])
                 if skilled is not None:
-                    counts[name]["hit_skilled"].append(flagged(skilled)[position])
+                    counts[name]["hit_skilled"].append(inconsistent_references(distances[np.ix_(skilled, skilled)], limit)[position])
         rates = {name: {k: float(np.mean(v)) if v else None for k, v in c.items()} | {"sets": len(trials)} for name, c in counts.items()}
         result["by_refs"][str(n_refs)] = rates
         for name, r in rates.items():

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .calibration import mean_distance_to_others, pick_entry, to_probability
+from .calibration import inconsistent_references, pick_entry, to_probability
 from .errors import InvalidImage, ModelError, NoSignatureFound, ReferencesError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
 from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_COHORT, NEEDS_TWO_REFERENCES, raw_scores
@@ -380,8 +380,7 @@ def verify(
     distance_threshold = artifact.thresholds.get("distance")
     consistency_limit, limit_name = _consistency_limit(artifact)
     if n_refs >= 3 and consistency_limit is not None:
-        mean_to_others = mean_distance_to_others(artifact.comparator.matrix(refs, refs))
-        outliers = [i for i in range(n_refs) if mean_to_others[i] > consistency_limit]
+        outliers = np.flatnonzero(inconsistent_references(artifact.comparator.matrix(refs, refs), consistency_limit)).tolist()
         if outliers:
             warnings_out.append(
                 f"references {outliers} are inconsistent with the others (mean distance to them above {limit_name} "

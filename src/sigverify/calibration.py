@@ -119,6 +119,12 @@ def mean_distance_to_others(pairwise: np.ndarray) -> np.ndarray:
     return pairwise[~np.eye(n, dtype=bool)].reshape(n, n - 1).mean(axis=1)
 
 
+def inconsistent_references(pairwise: np.ndarray, limit: float) -> np.ndarray:
+    """``R`` booleans: the references whose :func:`mean_distance_to_others` exceeds ``limit`` (the
+    reference-consistency warning's rule)."""
+    return mean_distance_to_others(pairwise) > limit
+
+
 def reference_consistency_distance(
     embeddings: np.ndarray,
     records: Sequence[Record],
