@@ -54,5 +54,10 @@ $S evaluate-cleaner ../shared/data/cedar ../shared/data/sigcomp2009 --tobacco ..
 # Stop 23: the reference-consistency warning on the shipped verifier's test writers.
 .venv/bin/python scripts/check_reference_quality.py src/sigverify/weights/default.safetensors ../shared/data/cedar ../shared/data/sigcomp2009 \
   --writers test --json benchmarks/reference-quality-test.json
+# Stop 24: what plain distances on represent's vectors give, against sigverify.distances.
+for writers in dev test; do
+  .venv/bin/python scripts/check_represent_distances.py src/sigverify/weights/default.safetensors ../shared/data/cedar ../shared/data/sigcomp2009 \
+    --writers $writers --json benchmarks/represent-distances-$writers.json
+done
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json

@@ -7,7 +7,7 @@ from PIL import Image
 
 import sigverify
 from helpers import toy_signature
-from sigverify import InvalidImage, NoSignatureFound, ReferencesError
+from sigverify import InputError, InvalidImage, NoSignatureFound, ReferencesError
 from sigverify.cli import main
 from sigverify.methods import METHODS
 
@@ -75,6 +75,26 @@ def test_precomputed_reference_embeddings(tiny_model, writer_images):
     from_matrix = sigverify.verify(genuine, embeddings, model=tiny_model, bf16=False)
     assert from_embeddings["score"] == pytest.approx(from_images["score"], abs=1e-5)
     assert from_matrix["score"] == pytest.approx(from_images["score"], abs=1e-5)
+
+
+def test_distances_between_represented_vectors(tiny_model, writer_images):
+    refs, genuine, _ = writer_images
+    vectors = sigverify.represent([genuine, *refs], model=tiny_model, bf16=False)
+    got = sigverify.distances(vectors[0], vectors[1:], model=tiny_model)  # a 1-D vector is one row
+    assert got.shape == (1, len(refs)) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0], np.linalg.norm(vectors[1:] - vectors[0], axis=1), rtol=1e-5)  # a plain model: Euclidean
+    assert sigverify.distances(vectors[:0], vectors, model=tiny_model).shape == (0, len(vectors))
+    dim = vectors.shape[1]
+    with pytest.raises(InputError, match=rf"first: expected vectors from represent\(\) of size {dim}"):
+        sigverify.distances(vectors[:, :-1], vectors, model=tiny_model)
+    with pytest.raises(InputError, match="second: expected"):
+        sigverify.distances(vectors, vectors[None], model=tiny_model)
+    with pytest.raises(InputError, match="second: expected"):
+        sigverify.distances(vectors, np.array([["a"] * dim]), model=tiny_model)
+    broken = vectors.copy()
+    broken[1, 0] = np.nan
+    with pytest.raises(InputError, match="first: vectors hold NaN"):
+        sigverify.distances(broken, vectors, model=tiny_model)
 
 
 def test_threshold_and_inconclusive_band(tiny_model, writer_images):

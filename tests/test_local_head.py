@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sigverify.calibration import pick_entry, to_probability
 from sigverify.models.artifact import load_artifact
 from sigverify.models.local import LearnedDistance, LocalComparator, batch_pairs
 
@@ -112,6 +113,13 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     by_vectors = sigverify.verify(paths[0], list(vectors[1:]), model=str(local), method="writer-threshold")
     by_images = sigverify.verify(paths[0], paths[1:], model=str(local), method="writer-threshold")
     assert by_vectors["score"] == pytest.approx(by_images["score"], abs=1e-6)
+    # sigverify.distances is the learned distance the methods use, not a plain distance on the vectors.
+    learned = sigverify.distances(vectors[:1], vectors[1:], model=str(local))
+    np.testing.assert_allclose(learned, artifact.comparator.matrix(vectors[:1], vectors[1:]), rtol=1e-6)
+    assert not np.allclose(learned[0], np.linalg.norm(vectors[1:] - vectors[0], axis=1), rtol=1e-2)
+    one = sigverify.verify(paths[0], [vectors[1]], model=str(local), method="single")
+    entry = pick_entry(artifact.calibration, "single", 1)
+    assert one["score"] == pytest.approx(float(to_probability(entry, -learned[0, :1])[0]), abs=1e-5)
 
     # Recalibration refits what training fitted on the dev writers, without touching the weights.
     from sigverify.train import recalibrate

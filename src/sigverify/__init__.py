@@ -15,7 +15,7 @@ from .errors import (  # noqa: E402
     SigverifyError,
 )
 from .preprocess import PreprocessConfig, preprocess  # noqa: E402
-from .api import detect, load_model, represent, verify, verify_document  # noqa: E402
+from .api import detect, distances, load_model, represent, verify, verify_document  # noqa: E402
 from .cleaning import clean  # noqa: E402
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "detect",
     "clean",
     "represent",
+    "distances",
     "verify",
     "verify_document",
     "preprocess",

@@ -1,4 +1,4 @@
-"""The Python facade: ``load_model``, ``represent``, ``verify``.
+"""The Python facade: ``load_model``, ``represent``, ``distances``, ``verify``.
 
 >>> import sigverify
 >>> result = sigverify.verify("questioned.png", ["ref1.png", "ref2.png", "ref3.png"])  # doctest: +SKIP
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .calibration import inconsistent_references, pick_entry, to_probability
-from .errors import InvalidImage, ModelError, NoSignatureFound, ReferencesError
+from .errors import InputError, InvalidImage, ModelError, NoSignatureFound, ReferencesError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, read_bytes, read_image
 from .methods import METHODS, NEEDS_BACKGROUND, NEEDS_COHORT, NEEDS_TWO_REFERENCES, raw_scores
 from .models.artifact import ModelArtifact, load_artifact
@@ -116,6 +116,13 @@ def represent(
         by the weighted measured size when the model compares sizes (3 values,
         ``load_model().size_weight > 0``) and, for a model with a learned local head, its local
         descriptor.
+
+    Notes
+    -----
+    Compare these vectors with :func:`distances` (the model's own distance), not with a plain
+    Euclidean or cosine distance: for a model with a learned local head that discards the head
+    (shipped model, its development writers, one reference, genuine vs skilled forgeries: EER 12.7 %
+    with :func:`distances`, 23.0 % Euclidean, 23.6 % cosine; ``scripts/check_represent_distances.py``).
     """
     artifact = load_model(model)
     if not isinstance(images, (list, tuple)):
@@ -123,6 +130,39 @@ def represent(
     if not images:
         return np.zeros((0, artifact.vector_dim), dtype=np.float32)
     return _vectors(artifact, [_Prepared(source, artifact, max_pixels) for source in images], tta, bf16)
+
+
+def _vector_rows(vectors: Any, dim: int, name: str) -> np.ndarray:
+    array = np.asarray(vectors) if not isinstance(vectors, np.ndarray) else vectors
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != dim or not np.issubdtype(array.dtype, np.number):
+        raise InputError(name, f"expected vectors from represent() of size {dim} (one, or N x {dim}), got shape {array.shape} {array.dtype}")
+    if not np.isfinite(array).all():
+        raise InputError(name, "vectors hold NaN or infinite values")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def distances(first: Any, second: Any, model: ModelLike = None) -> np.ndarray:
+    """The model's distance between signatures already embedded with :func:`represent`.
+
+    Parameters
+    ----------
+    first, second
+        ``N x D`` and ``M x D`` vectors from ``represent(..., model=model)`` (a single 1-D vector
+        counts as one row); both plain or both from ``represent(..., tta=True)``.
+
+    Returns
+    -------
+    np.ndarray
+        ``N x M`` float32 distances, small for two genuine signatures of one writer: the learned
+        local-head distance ``-log P(same writer's genuine pair)`` for a model with a local head,
+        else the Euclidean distance. Every decision method of :func:`verify` is built on it.
+    """
+    artifact = load_model(model)
+    rows = _vector_rows(first, artifact.vector_dim, "first")
+    columns = _vector_rows(second, artifact.vector_dim, "second")
+    return np.asarray(artifact.comparator.matrix(rows, columns), dtype=np.float32)
 
 
 def detect(
