@@ -57,6 +57,13 @@ def test_learned_distance_is_symmetric_non_negative_and_its_matrix_matches_the_p
     far[:, 5:8] += 3.0
     assert (distance.matrix(a, far) > matrix).all()
     assert distance.global_part(a).shape == (4, 8)
+    # Large matrices are computed in row blocks (batch size 1: 16 // 3 = 5 rows of 3 pairs a block): same answer.
+    many = rng.normal(size=(12, 5 + 3 + 24)).astype(np.float32)
+    blocked = _distance(size_dims=3)
+    blocked.comparator.load_state_dict(distance.comparator.state_dict())
+    blocked.batch_size = 1
+    np.testing.assert_allclose(blocked.matrix(many, b), distance.matrix(many, b), rtol=1e-5)
+    assert blocked.matrix(many[:0], b).shape == (0, 3)
     with pytest.raises(ValueError, match="vectors of size"):
         distance.matrix(a[:, :10], b)
 

@@ -133,7 +133,7 @@ def represent(
 
 
 def _vector_rows(vectors: Any, dim: int, name: str) -> np.ndarray:
-    array = np.asarray(vectors) if not isinstance(vectors, np.ndarray) else vectors
+    array = np.asarray(vectors)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != dim or not np.issubdtype(array.dtype, np.number):

@@ -168,8 +168,15 @@ class LearnedDistance:
         if key in self._matrices:
             self._matrices.move_to_end(key)
             return self._matrices[key].copy()
-        rows, cols = np.meshgrid(np.arange(len(first)), np.arange(len(second)), indexing="ij")
-        result = self.paired(first[rows.ravel()], second[cols.ravel()]).reshape(len(first), len(second))
+        # In row blocks of about 16 batches of pairs: every pair's two vectors are materialised, and a
+        # 1,000 x 1,000 matrix of 3,331-value vectors at once would need about 27 GB.
+        rows_per_block = max(1, 16 * self.batch_size // max(1, len(second)))
+        blocks = [np.zeros((0, len(second)), dtype=np.float32)]
+        for start in range(0, len(first), rows_per_block):
+            part = first[start : start + rows_per_block]
+            rows, cols = np.meshgrid(np.arange(len(part)), np.arange(len(second)), indexing="ij")
+            blocks.append(self.paired(part[rows.ravel()], second[cols.ravel()]).reshape(len(part), len(second)))
+        result = np.vstack(blocks)
         self._matrices[key] = result
         if len(self._matrices) > self.cache_size:
             self._matrices.popitem(last=False)
