@@ -131,6 +131,8 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     # Recalibration refits what training fitted on the dev writers, without touching the weights.
     from sigverify.train import recalibrate
 
+    metadata, tensors = read_artifact(local)
+    write_artifact(local, tensors, {**metadata, "training": {**metadata["training"], "machine": "the machine it trained on"}})
     before = load_artifact(local)
     # within the same second as training (the version's clock): the version must still change
     monkeypatch.setattr("sigverify.train.time.strftime", lambda *_: before.version.rsplit("-", 1)[1])
@@ -142,6 +144,10 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     recorded = again.metadata["training"]
     assert recorded["recalibrated"]["command"] == "test" and recorded["command"] == before.metadata["training"]["command"]
     assert recorded["init_version"] == before.metadata["training"]["init_version"]
+    from sigverify.machine import machine_description  # the CPU and its bf16 instructions: bf16 runs depend on them
+
+    assert recorded["machine"] == "the machine it trained on"  # kept; the refit's own machine is in its record
+    assert recorded["recalibrated"]["machine"] == machine_description() and torch.__version__ in machine_description()
     for name, tensor in before.network.state_dict().items():
         assert torch.equal(tensor, again.network.state_dict()[name])
     assert sigverify.load_model(str(local)).version == again.version  # the facade does not serve the old file

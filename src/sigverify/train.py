@@ -16,7 +16,6 @@ import csv
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -31,6 +30,7 @@ from .config import TomlConfig
 from .cache import Cache, load_or_build
 from .datasets import FORGED, GENUINE, read_dataset
 from .evaluation import distance_scores, single_reference_pairs
+from .machine import machine_description
 from .metrics import eer, verification_metrics
 from .models.artifact import save_model
 from .models.augment import AugmentConfig, augment_batch
@@ -389,10 +389,6 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
-def machine_description() -> str:
-    return f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
 def train(config: TrainConfig, *, resume: bool = False, log=print, progress: bool = True, command: Optional[str] = None) -> Path:
     """Train a Siamese model; returns the path of the final model artifact."""
     from tqdm import tqdm
@@ -583,7 +579,7 @@ def finalize(
     """Calibrate the best weights on dev writers and write ``model.safetensors`` with full metadata.
 
     ``recalibration`` (from :func:`recalibrate`): the finished run's training facts to keep
-    (``init_version``, ``epochs_run``), the version it replaces (the new one always differs) and a
+    (``init_version``, ``epochs_run``, ``machine``), the version it replaces (the new one always differs) and a
     record of the recalibration, stored under ``training.recalibrated``. ``best`` (the selected
     weights, default ``out/best.safetensors``) and ``target`` (default ``out/model.safetensors``):
     for recalibrating a model file that has no run folder."""
@@ -623,7 +619,7 @@ def finalize(
             "command": command or _command_line(),
             "epochs_run": len(history) if history is not None else (recalibration or {}).get("epochs_run"),
             "wall_seconds": round(wall_seconds, 1),
-            "machine": machine_description(),
+            "machine": (recalibration or {}).get("machine") or machine_description(),  # where it was trained
             "n_train_images": int(sum(1 for r in cache.records if r.writer_key in set(split.train))),
             **({"recalibrated": recalibration["record"]} if recalibration else {}),
         },
@@ -688,8 +684,12 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "sigverify_version": __version__,
         "previous": training.get("recalibrated"),
+        "machine": machine_description(),
     }
-    keep = {"init_version": training.get("init_version"), "epochs_run": training.get("epochs_run"), "previous_version": previous.get("version"), "record": record}
+    keep = {
+        "init_version": training.get("init_version"), "epochs_run": training.get("epochs_run"), "machine": training.get("machine"),
+        "previous_version": previous.get("version"), "record": record,
+    }
     return finalize(
         config, out.parent if is_file else out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
         recalibration=keep, best=best, target=out if is_file else None,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ..config import TomlConfig
+from ..machine import machine_description
 from . import save_cleaner
 from .networks import PatchDiscriminator, ResnetGenerator, UNet
 
@@ -272,7 +272,7 @@ def train_cleaner(config: CleanerConfig, *, log=print, command: Optional[str] = 
             "history": history,
             "command": command,
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "machine": f"{os.cpu_count()} cores, torch {torch.__version__}",
+            "machine": machine_description(),
         },
     }
     path = save_cleaner(out / f"cleaner-{config.method}.safetensors", config.method, generator, metadata)

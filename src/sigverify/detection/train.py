@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config import TomlConfig
+from ..machine import machine_description
 from .data import PageSet, augment_page, canvas_for, synthetic_pages, tobacco_pages, to_tensor
 from .detector import DetectorArtifact, save_detector
 from .model import SignatureDetector, decode, detection_loss, encode_targets, STRIDE
@@ -201,7 +201,7 @@ def train_detector(config: DetectorConfig, *, log=print, command: Optional[str] 
             "history": history,
             "command": command,
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "machine": f"{os.cpu_count()} cores, torch {torch.__version__}",
+            "machine": machine_description(),
             "test_pages": split["test"],
         },
     }
