@@ -2,8 +2,8 @@
 
 The CPU model and its bf16 instruction sets are part of it: bf16 autocast runs different kernels on
 a CPU with AMX, with AVX-512 BF16 only, or with neither, so the same seed and code can follow another
-training trajectory on another CPU (stop 24: the shipped stage-1 network's run is not re-created on
-an AMD EPYC without AMX by the very code that trained it).
+training trajectory on another CPU (stop 24: the very code that trained the shipped stage-1 network
+does not re-create it on an AMD EPYC without AMX; the CPU it ran on was not recorded).
 """
 
 from __future__ import annotations
