@@ -49,8 +49,7 @@ def main() -> None:
         raise SystemExit(f"none of the model's {args.writers} writers is in {args.data}")
     started = time.time()
     vectors = artifact.vectors(cache.images[chosen], cache.sizes[chosen])
-    # In row blocks: the learned distance's full matrix at once needs tens of GB.
-    distances = np.vstack([artifact.comparator.matrix(vectors[i : i + 64], vectors) for i in range(0, len(vectors), 64)])
+    distances = artifact.comparator.matrix(vectors, vectors)  # computed in row blocks, so memory stays bounded
     records = [cache.records[i] for i in chosen]
     writer_of = keys[chosen]
     genuine = np.array([r.is_genuine for r in records])
