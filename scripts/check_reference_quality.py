@@ -35,8 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     artifact = load_artifact(args.model)
-    training = artifact.metadata.get("training", {})
-    wanted = training.get("split", {}).get("dev") if args.writers == "dev" else training.get("test_writers")
+    wanted = artifact.writers(args.writers)
     if not wanted:
         raise SystemExit(f"{args.model}: the model does not list its {args.writers} writers")
     limits = {"fitted consistency limit": artifact.thresholds.get("reference_consistency"), "one-reference threshold": artifact.thresholds.get("distance")}

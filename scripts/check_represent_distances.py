@@ -44,8 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     artifact = sigverify.load_model(args.model)
-    training = artifact.metadata.get("training", {})
-    wanted = set(training.get("split", {}).get("dev") if args.writers == "dev" else training.get("test_writers") or [])
+    wanted = set(artifact.writers(args.writers))
     if not wanted:
         raise SystemExit(f"{args.model}: the model does not list its {args.writers} writers")
     records = [r for r in read_datasets(args.data) if r.writer_key in wanted]

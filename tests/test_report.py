@@ -28,6 +28,9 @@ def test_fixed_model_report(tiny_model, toy_data, tmp_path):
     tested = set(report["folds_detail"][0]["test_writers"])
     assert tested and not tested & seen_writers(artifact)
     assert tested == set(artifact.metadata["training"]["split"]["test"])
+    assert set(artifact.writers("test")) == tested and set(artifact.writers("dev")) == set(artifact.metadata["training"]["split"]["dev"])
+    with pytest.raises(ValueError, match="role must be"):
+        artifact.writers("everyone")
     for method in METHODS:
         if method in NEEDS_TWO_REFERENCES:
             assert "1" not in report["summary"][method] and "3" in report["summary"][method]

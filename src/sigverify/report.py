@@ -50,8 +50,7 @@ if TYPE_CHECKING:
 
 def seen_writers(artifact: ModelArtifact) -> set[str]:
     """Writers whose images influenced the model: its training and its calibration (dev) writers."""
-    split = artifact.metadata.get("training", {}).get("split", {})
-    return set(split.get("train", [])) | set(split.get("dev", []))
+    return set(artifact.writers("train")) | set(artifact.writers("dev"))
 
 
 def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> list[str]:
@@ -437,7 +436,7 @@ def run_evaluation(
         cache = load_or_build(records, artifact.preprocess, log=None)
         seen = seen_writers(artifact)
         test_writers = sorted({r.writer_key for r in cache.records} - seen)
-        train_writers = sorted(set(artifact.metadata.get("training", {}).get("split", {}).get("train", [])) & {r.writer_key for r in cache.records})
+        train_writers = sorted(set(artifact.writers("train")) & {r.writer_key for r in cache.records})
         if not test_writers:
             raise ValueError("the model has seen every writer of this data: nothing left to test on")
         log(f"testing {artifact.name} on {len(test_writers)} writers it never saw")

@@ -302,7 +302,7 @@ def run_cleaner_evaluation(data: Sequence[str], tobacco: Optional[str], *, model
         trained_on |= set(cleaner.metadata.get("training", {}).get("train_writers", []))
     records = read_datasets(list(data))
     held_out = set(split_writers(records, seed=0).test) - trained_on
-    held_out -= set(artifact.metadata.get("training", {}).get("split", {}).get("train", []))
+    held_out -= set(artifact.writers("train"))
     chosen = [r for r in records if r.writer_key in held_out]
     if max_images and len(chosen) > max_images:
         # Whole writers, never a thinned-out writer: the protocol needs R + 1 genuine per writer.

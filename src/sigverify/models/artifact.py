@@ -90,6 +90,16 @@ class ModelArtifact:
 
         return signature_vectors(self.network, images, sizes, self.size_weight, bf16=bf16, tta=tta)
 
+    def writers(self, role: str) -> list[str]:
+        """The writer keys the model's metadata records for ``role``: ``"train"`` and ``"dev"`` (its
+        split) or ``"test"`` (the writers held out from it); empty when it records none."""
+        training = self.metadata.get("training", {})
+        if role == "test":
+            return list(training.get("test_writers") or [])
+        if role in ("train", "dev"):
+            return list(training.get("split", {}).get(role) or [])
+        raise ValueError(f"role must be train, dev or test, got {role!r}")
+
     @property
     def thresholds(self) -> dict[str, float]:
         return dict(self.metadata.get("thresholds", {}))
