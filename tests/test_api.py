@@ -29,8 +29,8 @@ def writer_images(tmp_path):
 
 def test_represent_shapes_and_inputs(tiny_model, writer_images):
     refs, genuine, _ = writer_images
-    dim = sigverify.load_model(tiny_model).vector_dim
-    assert dim in (16, 19)  # the embedding, plus the weighted size when the model uses it
+    dim = sigverify.load_model(tiny_model).represent_dim
+    assert dim in (16, 22)  # the embedding, plus the weighted size on three circles when the model uses it
     one = sigverify.represent(genuine, model=tiny_model)
     assert one.shape == (1, dim) and one.dtype == np.float32
     assert np.allclose(np.linalg.norm(one[:, :16], axis=1), 1, atol=1e-4)
@@ -82,7 +82,11 @@ def test_distances_between_represented_vectors(tiny_model, writer_images):
     vectors = sigverify.represent([genuine, *refs], model=tiny_model, bf16=False)
     got = sigverify.distances(vectors[0], vectors[1:], model=tiny_model)  # a 1-D vector is one row
     assert got.shape == (1, len(refs)) and got.dtype == np.float32
-    np.testing.assert_allclose(got[0], np.linalg.norm(vectors[1:] - vectors[0], axis=1), rtol=1e-5)  # a plain model: Euclidean
+    # A plain model: the Euclidean distance of its internal vectors, which represent() re-lays out.
+    artifact = sigverify.load_model(tiny_model)
+    internal = artifact.from_represented(vectors)
+    np.testing.assert_allclose(got[0], np.linalg.norm(internal[1:] - internal[0], axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(artifact.to_represented(internal), vectors, rtol=1e-5, atol=1e-5)
     assert sigverify.distances(vectors[:0], vectors, model=tiny_model).shape == (0, len(vectors))
     dim = vectors.shape[1]
     with pytest.raises(InputError, match=rf"first: expected vectors from represent\(\) of size {dim}"):
@@ -164,7 +168,7 @@ def test_bad_inputs(tiny_model, writer_images, tmp_path):
     blank = _write(tmp_path, "blank.png", np.full((80, 120), 250, dtype=np.uint8))
     with pytest.raises(NoSignatureFound, match="blank.png"):
         sigverify.verify(blank, refs, model=tiny_model)
-    with pytest.raises(ReferencesError, match="embedding of size 1[69]"):
+    with pytest.raises(ReferencesError, match="embedding of size (16|22)"):
         sigverify.verify(genuine, [np.zeros(7, dtype=np.float32)], model=tiny_model)
     for method in ("writer-threshold", "cohort-threshold"):
         with pytest.raises(ReferencesError, match="at least 2 references"):
@@ -287,3 +291,8 @@ def test_a_model_without_a_cohort_says_so(tiny_model, writer_images, tmp_path):
     with pytest.raises(sigverify.ModelError, match="no cohort for cohort-threshold"):
         sigverify.verify(genuine, refs, model=older, method="cohort-threshold")
     assert sigverify.verify(genuine, refs, model=older, method="writer-threshold")["method"] == "writer-threshold"
+    # With no cohort there is nothing to fit represent()'s layout on: vectors come out as compared.
+    assert sigverify.load_model(older).represent_layout is None
+    plain = sigverify.represent(refs, model=older, bf16=False)
+    assert plain.shape[1] == sigverify.load_model(older).vector_dim
+    np.testing.assert_allclose(sigverify.distances(plain[:1], plain, model=older)[0], np.linalg.norm(plain - plain[0], axis=1), rtol=1e-5, atol=1e-6)

@@ -113,7 +113,9 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     images = sorted(Path(toy_data).rglob("*.png"))
     paths = [str(p) for p in images[:5]]
     vectors = sigverify.represent(paths, model=str(local))
-    assert vectors.shape == (5, artifact.vector_dim)
+    assert vectors.shape == (5, artifact.represent_dim) and artifact.represent_dim == artifact.vector_dim + (3 if artifact.size_weight else 0) + 2
+    norms = np.linalg.norm(vectors, axis=1)
+    assert np.allclose(norms, norms[0], rtol=1e-5)  # one norm for all: cosine and Euclidean rank pairs alike
     for method in METHODS:
         result = sigverify.verify(paths[0], paths[1:], model=str(local), method=method)
         assert 0.0 <= result["score"] <= 1.0 and result["decision"] in ("genuine", "forged", "inconclusive")
@@ -122,7 +124,8 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     assert by_vectors["score"] == pytest.approx(by_images["score"], abs=1e-6)
     # sigverify.distances is the learned distance the methods use, not a plain distance on the vectors.
     learned = sigverify.distances(vectors[:1], vectors[1:], model=str(local))
-    np.testing.assert_allclose(learned, artifact.comparator.matrix(vectors[:1], vectors[1:]), rtol=1e-6)
+    internal = artifact.from_represented(vectors)
+    np.testing.assert_allclose(learned, artifact.comparator.matrix(internal[:1], internal[1:]), rtol=1e-5, atol=1e-6)
     assert not np.allclose(learned[0], np.linalg.norm(vectors[1:] - vectors[0], axis=1), rtol=1e-2)
     one = sigverify.verify(paths[0], [vectors[1]], model=str(local), method="single")
     entry = pick_entry(artifact.calibration, "single", 1)
@@ -151,7 +154,7 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     for name, tensor in before.network.state_dict().items():
         assert torch.equal(tensor, again.network.state_dict()[name])
     assert sigverify.load_model(str(local)).version == again.version  # the facade does not serve the old file
-    assert sigverify.represent(paths[:2], model=str(local)).shape == (2, again.vector_dim)
+    assert sigverify.represent(paths[:2], model=str(local)).shape == (2, again.represent_dim)
     with pytest.raises(FileNotFoundError, match="not a finished training run"):
         recalibrate(tmp_path, log=lambda _: None)
 

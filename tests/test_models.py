@@ -221,3 +221,37 @@ def test_signet_is_sized_for_the_configured_canvas(tmp_path, toy_data):
     assert artifact.preprocess.shape == (80, 120)
     with torch.no_grad():
         assert artifact.network(torch.zeros(2, 1, 80, 120)).shape == (2, 16)
+
+
+@pytest.mark.parametrize("uses_size,descriptor_dim", [(True, 24), (True, 0), (False, 24), (False, 0)])
+def test_represent_layout_round_trip_and_constant_norm(uses_size, descriptor_dim):
+    from sigverify.models.layout import RepresentLayout
+
+    rng = np.random.default_rng(0)
+
+    def internal(n: int, spread: float = 1.0) -> np.ndarray:
+        embedding = rng.normal(size=(n, 8))
+        embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
+        size = rng.normal(loc=[1.5, -1.6, -9.4], scale=1.5 * spread, size=(n, 3)) if uses_size else np.zeros((n, 0))
+        local = rng.normal(scale=rng.uniform(0.5, 3.0, size=(n, 1)) * spread, size=(n, descriptor_dim))
+        return np.hstack([embedding, size, local]).astype(np.float32)
+
+    layout = RepresentLayout.fit(internal(40), 8, uses_size, descriptor_dim)
+    vectors = internal(30, spread=2.0)  # wider than the cohort the layout was fitted on
+    assert layout.internal_dim == vectors.shape[1]
+    encoded = layout.encode(vectors)
+    assert encoded.shape == (30, layout.dim) and encoded.dtype == np.float32
+    np.testing.assert_allclose(layout.decode(encoded), vectors, rtol=1e-4, atol=1e-4)
+    norms = np.linalg.norm(encoded, axis=1)
+    np.testing.assert_allclose(norms, norms[0], rtol=1e-5)
+    # Constant norm: Euclidean distance is a monotone function of cosine similarity.
+    euclidean = np.linalg.norm(encoded[:, None] - encoded[None], axis=2)
+    cosine = 1 - (encoded @ encoded.T) / np.outer(norms, norms)
+    np.testing.assert_allclose(euclidean**2, 2 * norms[0] ** 2 * cosine, rtol=1e-3, atol=1e-3)
+    if uses_size:
+        # The size block keeps distances: a chord on a wide circle is close to the difference itself.
+        e = 8
+        chord = np.linalg.norm(encoded[0, e : e + 6].reshape(2, 3).T - encoded[1, e : e + 6].reshape(2, 3).T, axis=1)
+        np.testing.assert_allclose(chord, np.abs(vectors[0, e : e + 3] - vectors[1, e : e + 3]), rtol=0.1, atol=1e-3)
+    with pytest.raises(ValueError, match="non-empty"):
+        RepresentLayout.fit(np.zeros((0, 8)), 8, uses_size, descriptor_dim)

@@ -29,6 +29,7 @@ from .siamese import SiameseModel
 
 if TYPE_CHECKING:
     from ..methods import Cohort, Comparator
+    from .layout import RepresentLayout
 
 FORMAT_VERSION = 1
 METADATA_KEY = "sigverify"
@@ -46,6 +47,7 @@ class ModelArtifact:
     preprocess: PreprocessConfig = field(init=False)
     _comparator: Optional[Any] = field(init=False, default=None, repr=False)
     _cohorts: dict[str, Any] = field(init=False, default_factory=dict, repr=False)
+    _layout: Optional[tuple] = field(init=False, default=None, repr=False)  # (layout or None,), once fitted
 
     def __post_init__(self) -> None:
         self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
@@ -71,9 +73,41 @@ class ModelArtifact:
 
     @property
     def vector_dim(self) -> int:
-        """Length of the vectors :func:`sigverify.represent` returns for this model (the local
-        descriptor follows the global part for models with a local head)."""
+        """Length of the vectors the methods compare (embedding [+ weighted size], then the local
+        descriptor for models with a local head); :func:`sigverify.represent` hands them out
+        re-laid out (:attr:`represent_dim`)."""
         return self.global_dim + self.network.descriptor_dim
+
+    @property
+    def represent_layout(self) -> Optional["RepresentLayout"]:
+        """How :func:`sigverify.represent` lays out this model's vectors for outside scorers (fitted
+        once from the stored cohort, see :mod:`sigverify.models.layout`); ``None`` for a model
+        calibrated before cohorts existed, whose vectors are handed out as they are compared."""
+        from .layout import RepresentLayout
+
+        if self._layout is None:
+            cohort = self.cohort_for(False)
+            layout = None
+            if cohort is not None:
+                layout = RepresentLayout.fit(cohort.vectors, self.network.embedding_dim, bool(self.size_weight), self.network.descriptor_dim)
+            self._layout = (layout,)
+        return self._layout[0]
+
+    @property
+    def represent_dim(self) -> int:
+        """Length of the vectors :func:`sigverify.represent` returns (``vector_dim`` re-laid out)."""
+        layout = self.represent_layout
+        return self.vector_dim if layout is None else layout.dim
+
+    def to_represented(self, vectors: np.ndarray) -> np.ndarray:
+        """Internal vectors (``N x vector_dim``, what the methods compare) -> what ``represent`` returns."""
+        layout = self.represent_layout
+        return np.asarray(vectors, dtype=np.float32) if layout is None else layout.encode(vectors)
+
+    def from_represented(self, vectors: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_represented` (to float32 rounding)."""
+        layout = self.represent_layout
+        return np.asarray(vectors, dtype=np.float32) if layout is None else layout.decode(vectors)
 
     @property
     def comparator(self) -> "Comparator":
