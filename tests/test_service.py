@@ -233,3 +233,20 @@ def test_sample_enrollment(store):
     assert enroll_samples(store) == ["cedar-13", "cedar-19", "cedar-2"]
     assert store.counts()["references"] == 12
     assert enroll_samples(store) == []  # only into an empty store
+
+
+def test_enrolled_references_match_reference_files_on_the_shipped_model(tmp_path):
+    """The store keeps the vectors the methods compare; the shipped model hands out others from
+    represent() (a constant-norm layout), so verifying against stored ones must convert them."""
+    import sigverify
+    from sigverify.demo import samples_dir
+
+    store = Store(str(tmp_path / "shipped.db"))
+    assert store.artifact.represent_dim != store.artifact.vector_dim
+    references = sorted((samples_dir() / "cedar-13" / "genuine").glob("*.png"))[:3]
+    query = sorted((samples_dir() / "cedar-13" / "genuine").glob("*.png"))[4]
+    store.create_writer("w13", "sample writer")
+    store.add_references("w13", [(p.name, p.read_bytes()) for p in references])
+    enrolled = store.verify("w13", query.read_bytes(), method="writer-threshold")
+    direct = sigverify.verify(query, references, method="writer-threshold")
+    assert enrolled["score"] == pytest.approx(direct["score"], abs=1e-4)

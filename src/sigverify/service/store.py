@@ -400,7 +400,8 @@ class Store:
                 images = _stored_images(references, writer_id, "test-time augmentation re-embeds the references", "verify without tta")
                 compared, hashes, calibration = images, None, None
             else:
-                compared = [np.frombuffer(r.embedding, dtype=np.float32) for r in references]
+                # The store keeps the vectors the methods compare; verify() takes them as represent() lays them out.
+                compared = list(self.artifact.to_represented(np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in references])))
                 hashes, calibration = [(r.image_sha256, r.pixel_sha256) for r in references], None
             with self.lock, named(filename):
                 result = verify(
