@@ -151,7 +151,8 @@ def distances(first: Any, second: Any, model: ModelLike = None) -> np.ndarray:
     ----------
     first, second
         ``N x D`` and ``M x D`` vectors from ``represent(..., model=model)`` (a single 1-D vector
-        counts as one row); both plain or both from ``represent(..., tta=True)``.
+        counts as one row); both plain or both from ``represent(..., tta=True)``. They are decoded
+        back to the vectors the model compares (:meth:`ModelArtifact.from_represented`).
 
     Returns
     -------
