@@ -12,32 +12,22 @@ one-reference decision threshold `thresholds.distance` (what it used before). `-
 the writers the model never saw (its metadata lists them); `dev` is in-sample for the fitted limit.
 """
 
-import argparse
 import json
 import time
 
 import numpy as np
-import torch
 
 from sigverify.cache import load_or_build
 from sigverify.calibration import inconsistent_references
 from sigverify.datasets import read_datasets
-from sigverify.models.artifact import load_artifact
 from sigverify.protocol import multi_reference_trials
+
+from _model_writers import parse_model_writers
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("data", nargs="+")
-    parser.add_argument("--writers", choices=["dev", "test"], default="test")
-    parser.add_argument("--json", help="write the rates here")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    artifact = load_artifact(args.model)
-    wanted = artifact.writers(args.writers)
-    if not wanted:
-        raise SystemExit(f"{args.model}: the model does not list its {args.writers} writers")
+    args, artifact, wanted = parse_model_writers(__doc__.splitlines()[0], default_writers="test", json_help="write the rates here")
+    wanted = sorted(wanted)
     limits = {"fitted consistency limit": artifact.thresholds.get("reference_consistency"), "one-reference threshold": artifact.thresholds.get("distance")}
     if limits["fitted consistency limit"] is None:
         raise SystemExit(f"{args.model}: no thresholds.reference_consistency; run `sigverify recalibrate` on it first")

@@ -12,16 +12,16 @@ on the whole vector and on its embedding part alone. A model with a learned loca
 vectors with that head; plain distances on the same vectors do not, which is what this measures.
 """
 
-import argparse
 import json
 import time
 
 import numpy as np
-import torch
 
 import sigverify
 from sigverify.datasets import read_datasets
 from sigverify.metrics import eer
+
+from _model_writers import parse_model_writers
 
 
 def cosine_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -36,17 +36,7 @@ def euclidean_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("data", nargs="+")
-    parser.add_argument("--writers", choices=["dev", "test"], default="dev")
-    parser.add_argument("--json", help="write the EERs here")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    artifact = sigverify.load_model(args.model)
-    wanted = set(artifact.writers(args.writers))
-    if not wanted:
-        raise SystemExit(f"{args.model}: the model does not list its {args.writers} writers")
+    args, artifact, wanted = parse_model_writers(__doc__.splitlines()[0], default_writers="dev", json_help="write the EERs here")
     records = [r for r in read_datasets(args.data) if r.writer_key in wanted]
     if not records:
         raise SystemExit(f"none of the model's {args.writers} writers is in {args.data}")
