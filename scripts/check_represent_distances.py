@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What an outside scorer gets from `sigverify.represent` alone: plain distances vs `sigverify.distances`.
 
-Usage: python scripts/check_represent_distances.py MODEL DATA [DATA ...] [--writers dev|test] [--json OUT]
+Usage: python scripts/check_represent_distances.py MODEL DATA [DATA ...] [--writers dev|test] [--tta] [--json OUT]
 
 Every image of the chosen writers (the model's development writers, or the writers it never saw, as
 its metadata lists them) is embedded with `sigverify.represent` from its file, exactly as a caller
@@ -36,12 +36,12 @@ def euclidean_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    args, artifact, wanted = parse_model_writers(__doc__.splitlines()[0], default_writers="dev", json_help="write the EERs here")
+    args, artifact, wanted = parse_model_writers(__doc__.splitlines()[0], default_writers="dev", json_help="write the EERs here", tta_help="represent(..., tta=True): each vector from the image and its small rotations/scales")
     records = [r for r in read_datasets(args.data) if r.writer_key in wanted]
     if not records:
         raise SystemExit(f"none of the model's {args.writers} writers is in {args.data}")
     started = time.time()
-    vectors = np.vstack([sigverify.represent([r.path for r in records[i : i + 64]], model=artifact) for i in range(0, len(records), 64)])
+    vectors = np.vstack([sigverify.represent([r.path for r in records[i : i + 64]], model=artifact, tta=args.tta) for i in range(0, len(records), 64)])
     embedding = slice(0, artifact.network.embedding_dim)
     ways = {
         "sigverify.distances": lambda a, b: sigverify.distances(a, b, model=artifact),
@@ -64,7 +64,7 @@ def main() -> None:
         labels.append(np.concatenate([np.ones(len(upper[0])), np.zeros(len(mine_genuine) * len(mine_forged))]))
     y = np.concatenate(labels)
     print(f"{len(records)} images of {len(set(keys))} {args.writers} writers, {int(y.sum())} genuine and {int((y == 0).sum())} skilled pairs, {time.time() - started:.0f} s")
-    result = {"model": artifact.version, "writers": args.writers, "n_writers": len(set(keys)), "pairs": {"genuine": int(y.sum()), "skilled": int((y == 0).sum())}, "eer": {}}
+    result = {"model": artifact.version, "writers": args.writers, "tta": args.tta, "n_writers": len(set(keys)), "pairs": {"genuine": int(y.sum()), "skilled": int((y == 0).sum())}, "eer": {}}
     for name in ways:
         result["eer"][name] = float(eer(y, np.concatenate(scores[name]))[0])
         print(f"{name:28s} EER {100 * result['eer'][name]:6.2f} %")
