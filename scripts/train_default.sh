@@ -10,7 +10,8 @@
 #   Needs a git checkout with history.
 # STAGE1_FROM=scratch (~20 minutes): stage 1 is trained too. Today's code trains it deterministically
 #   and reaches the same stage-1 dev EER (23.36 % vs 23.61 %), but not the same weights (they came from
-#   the code of 2026-11-21, resumed once), and stage 2 on top of it lands at 19-20 % dev EER.
+#   the code of 2026-11-21, resumed once, on a CPU not on record), and stage 2 on top of it lands at
+#   19-20 % dev EER (18.2-20.2 % over training seeds 0-2; MODEL_CARD.md, "Seed spread").
 # OUT=runs/x EXPORT=0 trains elsewhere without replacing the shipped file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
