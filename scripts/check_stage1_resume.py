@@ -5,14 +5,17 @@ Usage: python scripts/check_stage1_resume.py [K ...] [--upto 7] [--runs runs/s26
 
 The shipped verifier's stage 2 was trained from the stage-1 network of commit 6d83430, whose metadata
 records `sigverify train --config configs/default.toml --resume`: that run was interrupted once.
-`--resume` restores every random state, but the writer sampler draws a fresh writer order on the first
-batch after it, so the resumed run leaves the uninterrupted trajectory. For each K this trains
+Until stop 26, `--resume` restored every random state but the writer sampler drew a fresh writer order
+on the first batch after it, so a resumed run left the uninterrupted trajectory (checkpoints now keep
+the pass in progress and resume exactly). To replay the old behaviour, this script strips the pass
+from the checkpoint, as a checkpoint written before stop 26 lacked it. For each K it trains
 `configs/default.toml` for K epochs, resumes it up to epoch `--upto` (the recorded selected epoch, 7),
 and compares the selected weights with the recorded ones (largest absolute difference over all
 tensors, both stored in fp16) and their dev EER with the recorded 23.61 %. Needs the git history.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -48,6 +51,10 @@ def main() -> None:
         if out.exists():
             raise SystemExit(f"{out} exists; remove it first")
         train(out, "--epochs", str(k))
+        checkpoint = out / "checkpoint.pt"
+        state = torch.load(checkpoint, weights_only=True)
+        state["sampler_rng"] = json.dumps(json.loads(state.pop("sampler"))["rng"])  # a pre-stop-26 checkpoint
+        torch.save(state, checkpoint)
         train(out, "--epochs", str(args.upto), "--resume")
         selected = load_artifact(out / "best.safetensors")
         state = selected.network.state_dict()

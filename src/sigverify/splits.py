@@ -341,6 +341,10 @@ class PKSampler:
         if len(self.writers) < p:
             raise ValueError(f"only {len(self.writers)} writers with 2+ genuine images; P = {p}")
         self.rng = np.random.default_rng(seed)
+        # The pass in progress: its writer order and where the next batch starts, so that a resumed
+        # training run continues this very pass (see state_dict) instead of drawing a new order.
+        self._order: list[str] = []
+        self._next = 0
 
     def __len__(self) -> int:
         return len(self.writers) // self.p
@@ -349,11 +353,29 @@ class PKSampler:
         return [int(x) for x in self.rng.choice(pool, size=n, replace=len(pool) < n)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = [self.writers[i] for i in self.rng.permutation(len(self.writers))]
-        for start in range(0, len(order) - self.p + 1, self.p):
+        """One pass over the writers; after :meth:`load_state_dict`, the rest of the saved pass."""
+        if not self._order:
+            self._order = [self.writers[i] for i in self.rng.permutation(len(self.writers))]
+            self._next = 0
+        while self._next + self.p <= len(self._order):
+            group = self._order[self._next : self._next + self.p]
+            self._next += self.p
             batch: list[int] = []
-            for writer in order[start : start + self.p]:
+            for writer in group:
                 batch += self._draw(self.genuine[writer], self.k)
                 if self.f and self.forged[writer]:
                     batch += self._draw(self.forged[writer], self.f)
             yield batch
+        self._order = []
+
+    def state_dict(self) -> dict:
+        """Plain-JSON state: the random generator, the pass in progress and its position."""
+        return {"rng": self.rng.bit_generator.state, "order": list(self._order), "next": self._next}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where :meth:`state_dict` was taken (the batches an uninterrupted run gets)."""
+        unknown = sorted(set(state.get("order", [])) - set(self.writers))
+        if unknown:
+            raise ValueError(f"sampler state names writers this sampler does not have: {', '.join(unknown[:5])}")
+        self.rng.bit_generator.state = state["rng"]
+        self._order, self._next = list(state.get("order", [])), int(state.get("next", 0))

@@ -4,7 +4,8 @@ model selection, resumable, logged, and ending in one model artifact.
 Outputs in ``--out``:
 
 ``model.safetensors``   the selected (best dev EER) weights with full metadata and calibration
-``checkpoint.pt``       the latest state, for ``--resume`` (tensors and plain values only)
+``checkpoint.pt``       the latest state, for ``--resume`` (tensors and plain values only; a resumed run
+                        gets the same batches, and so the same weights, as an uninterrupted one)
 ``log.csv``, ``log.json``  per-epoch loss, learning rate, speed and dev metrics
 ``curves.png``          loss and dev EER per epoch
 ``split.json``, ``config.json``  the writer split and the full resolved configuration
@@ -466,7 +467,11 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             extra_head.load_state_dict(state["extra_head"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        if "sampler" in state:
+            sampler.load_state_dict(json.loads(state["sampler"]))
+        else:  # checkpoints written before stop 26 kept only the generator: the pass in progress is lost
+            sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+            log("this checkpoint predates exact resuming: the batches from here differ from an uninterrupted run's")
         torch.set_rng_state(state["torch_rng"])
         history = json.loads(state["history"])
         step, first_epoch, best = int(state["step"]), int(state["epoch"]) + 1, float(state["best"])
@@ -554,7 +559,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
                 "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
-                "sampler_rng": json.dumps(sampler.rng.bit_generator.state),
+                "sampler": json.dumps(sampler.state_dict()),
                 "history": json.dumps(history),
                 "step": step,
                 "epoch": epoch,
