@@ -216,6 +216,13 @@ def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
     assert whole.keys() == split.keys()
     assert all(torch.equal(whole[name], split[name]) for name in whole)
     assert not any("predates exact resuming" in line for line in lines)
+    # A checkpoint written before exact resuming (generator state only) still resumes, and says so.
+    checkpoint = tmp_path / "split" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["sampler_rng"] = json.dumps(json.loads(state.pop("sampler"))["rng"])
+    torch.save(state, checkpoint)
+    train(config("split", 3), resume=True, log=lines.append, progress=False)
+    assert any("predates exact resuming" in line for line in lines)
 
 
 def test_every_committed_config_loads():
