@@ -110,7 +110,6 @@ def main() -> None:
                         "size0": float(sizes[refs, 0].mean()),
                         "size1": float(sizes[refs, 1].mean()),
                         "size2": float(sizes[refs, 2].mean()),
-                        "genuine_median": float(np.median(scores[labels == 1])),
                     })
                     labels_all.append(labels)
                     scores_all.append(scores)
