@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import sigverify
-from sigverify.cleaning.classical import _line_mask, clean_classical
+from sigverify.cleaning.classical import clean_classical, ink_and_line_pixels
 from sigverify.cleaning.evaluate import _vectors, author_pairs, pair_scores, tobacco_crops
 from sigverify.metrics import auc
 
@@ -32,18 +32,10 @@ def clean_variant(gray: np.ndarray, variant: str) -> np.ndarray:
         return gray
     if variant == "classical":
         return clean_classical(gray)
-    # The first steps of clean_classical: the ink mask and the line pixels it erases.
-    blurred = cv2.GaussianBlur(gray, (0, 0), 0.8)
-    threshold, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    ink = blurred <= threshold
-    if ink.mean() < 1e-4:
+    found = ink_and_line_pixels(gray)  # the first steps of clean_classical
+    if found is None:
         return gray.copy()
-    lines = _line_mask(ink)
-    reach = 3
-    above, below = np.zeros_like(ink), np.zeros_like(ink)
-    off_line = ink & ~lines
-    above[reach:], below[:-reach] = off_line[:-reach], off_line[reach:]
-    erase = lines & ~(above & below)
+    ink, erase = found
     out = gray.copy()
     out[erase] = 255
     if variant == "lines":

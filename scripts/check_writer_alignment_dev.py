@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from sigverify.cache import load_or_build
-from sigverify.calibration import COHORT_SAMPLE, background_sample
 from sigverify.datasets import read_datasets
-from sigverify.methods import COHORT_NEAREST_SHARE
 from sigverify.metrics import eer
 from sigverify.models.artifact import load_artifact
-from sigverify.protocol import multi_reference_trials
+
+from _dev_trials import dev_distances, skilled_trials
 
 
 def multi_k(to_refs: np.ndarray, among: np.ndarray, reference_scale: float) -> np.ndarray:
@@ -59,61 +58,38 @@ def main() -> None:
     cache = None
     for fold in range(args.folds):
         artifact = load_artifact(f"{args.runs_dir}/fold-{fold}/stage-2/model.safetensors")
-        split = artifact.metadata["training"]["split"]
         if cache is None:
             cache = load_or_build(read_datasets(args.data), artifact.preprocess, log=None)
-            keys = np.array([r.writer_key for r in cache.records])
-        dev_idx = np.flatnonzero(np.isin(keys, split["dev"]))
-        train_idx = np.flatnonzero(np.isin(keys, split["train"]))
-        cohort_idx = train_idx[background_sample([cache.records[i] for i in train_idx], **COHORT_SAMPLE)]
         started = time.time()
-        vectors = artifact.vectors(cache.images[dev_idx], cache.sizes[dev_idx])
-        cohort = artifact.vectors(cache.images[cohort_idx], cache.sizes[cohort_idx])
-        comparator = artifact.comparator
-        dev_keys = keys[dev_idx]
-        within = np.full((len(vectors), len(vectors)), np.inf, dtype=np.float32)
-        for writer in np.unique(dev_keys):
-            members = np.flatnonzero(dev_keys == writer)
-            within[np.ix_(members, members)] = comparator.matrix(vectors[members], vectors[members])
-        nearest = max(1, int(round(COHORT_NEAREST_SHARE * len(cohort))))
-        scale = np.sort(comparator.matrix(vectors, cohort), axis=1)[:, :nearest].mean(axis=1)
-        ink_and_parts = np.array([image_features(cache.images[i]) for i in dev_idx])
-        sizes = cache.sizes[dev_idx]
-        print(f"fold {fold}: {len(dev_idx)} images of {len(set(dev_keys))} dev writers; {time.time() - started:.0f} s", flush=True)
-        records = [cache.records[i] for i in dev_idx]
-        all_ids = cache.content_ids()
-        ids = [all_ids[i] for i in dev_idx]
+        dev = dev_distances(artifact, cache)
+        ink_and_parts = np.array([image_features(cache.images[i]) for i in dev.index])
+        sizes = cache.sizes[dev.index]
+        n_writers = len({cache.records[i].writer_key for i in dev.index})
+        print(f"fold {fold}: {len(dev.index)} images of {n_writers} dev writers; {time.time() - started:.0f} s", flush=True)
         for n_refs in args.refs:
-            trial_set = multi_reference_trials(records, n_refs, draws=3, seed=0, content_ids=ids)
-            for draw in range(3):
-                labels_all, scores_all = [], []
-                for trial in (t for t in trial_set.trials if t.draw == draw):
-                    keep = trial.kinds != "random"
-                    refs, queries = trial.references, trial.queries[keep]
-                    to_refs = np.sort(within[np.ix_(queries, refs)], axis=1)
-                    among = within[np.ix_(refs, refs)].copy()
-                    spread = among[np.triu_indices(len(refs), 1)].mean()
-                    np.fill_diagonal(among, np.inf)
-                    among = np.sort(among, axis=1)
-                    scores = multi_k(to_refs, among, scale[refs].mean())
-                    labels = trial.labels[keep]
-                    writer_eer, threshold = eer(labels, scores)
-                    own[n_refs].append(writer_eer)
-                    rows[n_refs].append({
-                        "fold": fold,
-                        "threshold": float(threshold),
-                        "log_loo": float(np.log(among[:, :3].mean())),
-                        "log_scale": float(np.log(scale[refs].mean())),
-                        "log_spread": float(np.log(spread)),
-                        "ink": float(ink_and_parts[refs, 0].mean()),
-                        "parts": float(ink_and_parts[refs, 1].mean()),
-                        "size0": float(sizes[refs, 0].mean()),
-                        "size1": float(sizes[refs, 1].mean()),
-                        "size2": float(sizes[refs, 2].mean()),
-                    })
-                    labels_all.append(labels)
-                    scores_all.append(scores)
-                pooled[n_refs].append(eer(np.concatenate(labels_all), np.concatenate(scores_all))[0])
+            labels_by_draw: dict[int, list[np.ndarray]] = {}
+            scores_by_draw: dict[int, list[np.ndarray]] = {}
+            for draw, trial in skilled_trials(cache, dev, n_refs):
+                refs = trial.references
+                scores = multi_k(trial.to_refs, trial.among, dev.scale[refs].mean())
+                writer_eer, threshold = eer(trial.labels, scores)
+                own[n_refs].append(writer_eer)
+                rows[n_refs].append({
+                    "fold": fold,
+                    "threshold": float(threshold),
+                    "log_loo": float(np.log(trial.among[:, :3].mean())),
+                    "log_scale": float(np.log(dev.scale[refs].mean())),
+                    "log_spread": float(np.log(trial.spread)),
+                    "ink": float(ink_and_parts[refs, 0].mean()),
+                    "parts": float(ink_and_parts[refs, 1].mean()),
+                    "size0": float(sizes[refs, 0].mean()),
+                    "size1": float(sizes[refs, 1].mean()),
+                    "size2": float(sizes[refs, 2].mean()),
+                })
+                labels_by_draw.setdefault(draw, []).append(trial.labels)
+                scores_by_draw.setdefault(draw, []).append(scores)
+            for draw in sorted(labels_by_draw):
+                pooled[n_refs].append(eer(np.concatenate(labels_by_draw[draw]), np.concatenate(scores_by_draw[draw]))[0])
     for n_refs in args.refs:
         table = rows[n_refs]
         folds = np.array([r["fold"] for r in table])

@@ -12,6 +12,8 @@ Returns a greyscale image of the same size with erased pixels set to paper white
 
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
@@ -25,13 +27,14 @@ def _line_mask(mask: np.ndarray) -> np.ndarray:
     return lines > 0
 
 
-def clean_classical(gray: np.ndarray) -> np.ndarray:
-    """Remove lines, printed text and specks from a signature crop (H x W uint8, 255 = paper)."""
+def ink_and_line_pixels(gray: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Steps 1-2: the ink mask and the ruled-line pixels to erase (both H x W bool), or None when
+    the crop holds (almost) no ink."""
     blurred = cv2.GaussianBlur(gray, (0, 0), 0.8)
     threshold, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     ink = blurred <= threshold
     if ink.mean() < 1e-4:
-        return gray.copy()
+        return None
     lines = _line_mask(ink)
     # Keep line pixels where a pen stroke crosses: ink a few pixels above and below, off the line.
     reach = 3
@@ -40,7 +43,15 @@ def clean_classical(gray: np.ndarray) -> np.ndarray:
     off_line = ink & ~lines
     above[reach:] = off_line[:-reach]
     below[:-reach] = off_line[reach:]
-    erase = lines & ~(above & below)
+    return ink, lines & ~(above & below)
+
+
+def clean_classical(gray: np.ndarray) -> np.ndarray:
+    """Remove lines, printed text and specks from a signature crop (H x W uint8, 255 = paper)."""
+    found = ink_and_line_pixels(gray)
+    if found is None:
+        return gray.copy()
+    ink, erase = found
     remaining = ink & ~erase
 
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(remaining.astype(np.uint8), connectivity=8)
