@@ -67,3 +67,16 @@ def trial_distances(trial: Trial, within: np.ndarray) -> TrialDistances:
     spread = float(among[np.triu_indices(len(refs), 1)].mean())
     np.fill_diagonal(among, np.inf)
     return TrialDistances(trial.labels[keep], refs, queries, np.sort(within[np.ix_(queries, refs)], axis=1), np.sort(among, axis=1), spread)
+
+
+def multi_k_score(trial: TrialDistances, scale: np.ndarray, ks: tuple[int, ...] = (1, 3, 5)) -> np.ndarray:
+    """``cohort-multi-k``'s statistic for a trial's queries (higher = more likely genuine): for each k,
+    the mean distance to the k nearest references over sqrt(the references' own k-nearest mean
+    distance x their mean cohort scale), averaged over ``ks``."""
+    reference_scale = scale[trial.references].mean()
+    scores = []
+    for k in ks:
+        d_k = trial.to_refs[:, :k].mean(axis=1)
+        loo_k = trial.among[:, : min(k, len(trial.references) - 1)].mean(axis=1)
+        scores.append(-d_k / np.sqrt(loo_k.mean() * reference_scale))
+    return np.mean(scores, axis=0)

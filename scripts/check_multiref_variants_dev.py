@@ -25,7 +25,7 @@ from sigverify.datasets import read_datasets
 from sigverify.metrics import eer
 from sigverify.models.artifact import load_artifact
 
-from _dev_trials import dev_distances, skilled_trials
+from _dev_trials import dev_distances, multi_k_score, skilled_trials
 
 
 def variant_scores(d3: np.ndarray, spread: float, loo: np.ndarray, query_scale: np.ndarray, reference_scale: float) -> dict[str, np.ndarray]:
@@ -49,9 +49,11 @@ def main() -> None:
     parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
     parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
     parser.add_argument("--json", help="write the EERs here")
+    parser.add_argument("--device", default="cpu", help='where the network runs ("cpu", "cuda")')
     args = parser.parse_args()
     torch.set_num_threads(2)
     artifact = load_artifact(args.model)
+    artifact.network.to(args.device)
     cache = load_or_build(read_datasets(args.data), artifact.preprocess, log=None)
     started = time.time()
     dev = dev_distances(artifact, cache, tta=args.tta)
@@ -66,13 +68,9 @@ def main() -> None:
             loo = trial.among[:, : min(3, len(trial.references) - 1)].mean(axis=1)
             reference_scale = dev.scale[trial.references].mean()
             variants = variant_scores(d3, trial.spread, loo, dev.scale[trial.queries], reference_scale)
-            by_k = {}  # stop 22: the loo-r statistic with k nearest instead of 3
-            for k in (1, 2, 3, 5):
-                d_k = trial.to_refs[:, :k].mean(axis=1)
-                loo_k = trial.among[:, : min(k, len(trial.references) - 1)].mean(axis=1)
-                by_k[k] = -d_k / np.sqrt(loo_k.mean() * reference_scale)
-            variants.update({"loo-r-k1": by_k[1], "loo-r-k2": by_k[2], "loo-r-k5": by_k[5]})
-            variants["loo-r-multi-k"] = (by_k[1] + by_k[3] + by_k[5]) / 3
+            # stop 22: the loo-r statistic with k nearest instead of 3, and its mean over k in 1, 3, 5
+            variants.update({f"loo-r-k{k}": multi_k_score(trial, dev.scale, (k,)) for k in (1, 2, 5)})
+            variants["loo-r-multi-k"] = multi_k_score(trial, dev.scale)
             for name, values in variants.items():
                 scores.setdefault(draw, {}).setdefault(name, []).append(values)
             labels.setdefault(draw, []).append(trial.labels)

@@ -291,3 +291,49 @@ def test_represent_layout_round_trip_and_constant_norm(uses_size, descriptor_dim
         np.testing.assert_allclose(chord, np.abs(vectors[0, e : e + 3] - vectors[1, e : e + 3]), rtol=0.1, atol=1e-3)
     with pytest.raises(ValueError, match="non-empty"):
         RepresentLayout.fit(np.zeros((0, 8)), 8, uses_size, descriptor_dim)
+
+
+@pytest.mark.slow
+def test_weight_average_is_selected_saved_and_resumed(tmp_path):
+    """With ``ema_decay`` the dev selection and the saved model use the averaged weights (batch-norm
+    statistics averaged too), not the last step's, and an interrupted run resumes the average exactly."""
+    from safetensors.torch import load_file
+
+    from sigverify.train import TrainConfig, train
+
+    write_toy_writers(tmp_path / "toy", n_writers=14, n_genuine=8)
+
+    def config(out: str, epochs: int, **extra) -> TrainConfig:
+        return TrainConfig(
+            data=[str(tmp_path / "toy")], out=str(tmp_path / out), model="resnet-attn",
+            model_args={"depth": 10, "base_width": 8}, embedding_dim=16, loss="triplet-hard", margin=0.3,
+            warmup_steps=2, epochs=epochs, steps_per_epoch=3, batch_writers=4, per_writer=4, forged_per_writer=0,
+            dev_fraction=0.2, test_fraction=0.2, preprocess={"height": 64, "width": 96}, threads=2, use_size=False,
+            ema_decay=0.9, **extra,
+        )
+
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+    train(config("whole", 2), log=lambda _: None, progress=False)
+    train(config("split", 1), log=lambda _: None, progress=False)
+    train(config("split", 2), resume=True, log=lambda _: None, progress=False)
+    states = {name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in ("whole", "split")}
+    for key in ("model", "ema"):
+        assert all(torch.equal(states["whole"][key][k], states["split"][key][k]) for k in states["whole"][key])
+    # after one epoch, that epoch is the best one: best.safetensors holds its averaged weights
+    train(config("one", 1), log=lambda _: None, progress=False)
+    state = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    raw = state["model"]
+    best = load_file(tmp_path / "one" / "best.safetensors")
+    floating = [k for k in raw if raw[k].is_floating_point()]
+    assert any(not torch.equal(average[k], raw[k]) for k in floating)  # the average is not the last step
+    stored = [k for k in floating if k in best]
+    assert stored and any("running_mean" in k for k in stored)
+    # best.safetensors stores fp16: it matches the average to fp16 precision, and not the raw weights
+    assert all(torch.allclose(best[k].float(), average[k].float(), atol=2e-3, rtol=1e-2) for k in stored)
+    assert not all(torch.allclose(best[k].float(), raw[k].float(), atol=2e-3, rtol=1e-2) for k in stored)
+    # a checkpoint without an average cannot resume a run that asks for one
+    train(TrainConfig(**{**config("plain", 1).to_dict(), "ema_decay": 0.0}), log=lambda _: None, progress=False)
+    with pytest.raises(ValueError, match="no weight average"):
+        train(config("plain", 2), resume=True, log=lambda _: None, progress=False)

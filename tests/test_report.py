@@ -139,3 +139,32 @@ def test_staged_fold_training_starts_each_stage_from_the_previous_fold_model(toy
     second.write_text(TINY_FOLD_CONFIG.replace("dev_fraction = 0.25", "dev_fraction = 0.3"))
     with pytest.raises(ValueError, match="dev_fraction"):
         run_evaluation([str(toy_data)], train_config=[str(first), str(second)], runs_dir=str(tmp_path / "other"), **quiet)
+
+
+def test_folds_train_one_at_a_time_and_a_later_run_tests_them(toy_data, tmp_path, capsys):
+    """`--fold K --train-only` trains fold K's models and scores nothing (one process per fold, e.g. on
+    a GPU); a later run finds them, checks them and tests; `--device` records where a model trained
+    but the fold check does not hold it against the config."""
+    import torch
+
+    config = tmp_path / "fold.toml"
+    config.write_text(TINY_FOLD_CONFIG)
+    runs = tmp_path / "runs"
+    common = ["evaluate", str(toy_data), "--train", str(config), "--folds", "2", "--runs-dir", str(runs)]
+    assert main(common + ["--fold", "1", "--train-only", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.strip() == f"fold 1: {runs / 'fold-1' / 'model.safetensors'}"
+    assert (runs / "fold-1" / "model.safetensors").exists() and not (runs / "fold-0").exists()
+    assert load_artifact(runs / "fold-1" / "model.safetensors").metadata["training"]["config"]["device"] == "cpu"
+    quiet = {"folds": 2, "refs": (3,), "draws": 1, "methods": ("fusion-mean",), "controls": False, "log": lambda _: None}
+    report = run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), only_folds=[1], **quiet)
+    assert report["protocol"]["only_folds"] == [1] and [f["fold"] for f in report["folds_detail"]] == [1]
+    assert not (runs / "fold-0").exists()  # fold 1's model was reused, nothing else trained
+    with pytest.raises(ValueError, match="folds among 0..1"):
+        run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), only_folds=[2], **quiet)
+    with pytest.raises(ValueError, match="need --train"):
+        run_evaluation([str(toy_data)], train_only=True, **quiet)
+    with pytest.raises(ValueError, match="CUDA device"):
+        run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(tmp_path / "gpu"), device="tpu", **quiet)
+    if not torch.cuda.is_available():  # asking for a GPU that is not there is an error, not a CPU run
+        assert main(common[:-1] + [str(tmp_path / "cuda"), "--fold", "0", "--train-only", "--device", "cuda"]) == 3
+        assert "sees no CUDA GPU" in capsys.readouterr().err

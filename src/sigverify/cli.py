@@ -129,7 +129,7 @@ TRAIN_FLAGS = {
     "decay_rate": float, "epochs": int, "steps_per_epoch": int, "batch_writers": int, "per_writer": int,
     "forged_per_writer": int, "seed": int, "split_seed": int, "dev_fraction": float, "test_fraction": float,
     "split_file": str, "embedding_dim": int, "out": str, "threads": int, "max_minutes": float, "cache_dir": str,
-    "name": str, "init": str,
+    "name": str, "init": str, "device": str,
 }
 
 
@@ -177,6 +177,19 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
             print(f"sigverify: recalibrate: {exc}", file=sys.stderr)
             return 2
         print(path)
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from .errors import ModelError
+    from .train import build_ensemble
+
+    try:
+        path = build_ensemble(args.models, args.out, device=args.device, command=_invocation(), log=lambda m: print(m, file=sys.stderr))
+    except (FileNotFoundError, ValueError, ModelError) as exc:
+        print(f"sigverify: ensemble: {exc}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 
@@ -247,9 +260,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         controls=not args.no_controls,
         extra_train=args.extra_train,
         tta=args.tta,
+        only_folds=args.fold,
+        train_only=args.train_only,
+        device=args.device,
+        seeds=args.seeds,
+        only_seed=args.only_seed,
         log=lambda m: print(m, file=sys.stderr),
         **kwargs,
     )
+    if args.train_only:
+        for fold in report["folds_detail"]:
+            print(f"fold {fold['fold']}: {fold['model']}")
+        return 0
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as handle:
@@ -585,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None)
     train.add_argument("--model-args", help="backbone arguments as JSON, e.g. '{\"depth\": 18}'")
     train.add_argument("--staircase", action=argparse.BooleanOptionalAction, default=None, help="step-wise lr decay")
-    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 autocast on CPU")
+    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 autocast (CPU or GPU)")
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="training augmentation")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -603,6 +625,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recal.add_argument("runs", nargs="+", metavar="RUN", help="training output folders (holding config.json, split.json, best.safetensors), or model files")
     recal.set_defaults(handler=cmd_recalibrate)
+
+    ensemble = commands.add_parser(
+        "ensemble",
+        help="join trainings of one recipe (e.g. other seeds) into one model file",
+        description=(
+            "Join finished trainings of one recipe on one writer split (typically the same config with "
+            "other --seed values) into one model: each signature is embedded by every member and two "
+            "signatures' distance is the mean of the members' distances. The ensemble is calibrated on "
+            "the members' dev writers like a trained model; the members' weights are not touched."
+        ),
+    )
+    ensemble.add_argument("models", nargs="+", metavar="MODEL", help="model files (model.safetensors of each training)")
+    ensemble.add_argument("--out", required=True, help="the ensemble's model file")
+    ensemble.add_argument("--device", default="cpu", help='where the calibration embeds ("cpu", "cuda")')
+    ensemble.set_defaults(handler=cmd_ensemble)
 
     from .methods import METHODS
 
@@ -648,6 +685,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plots", help="write ROC/DET/histogram/confusion plots into this folder")
     evaluate.add_argument("--no-controls", action="store_true", help="skip the probe and shuffled-reference controls")
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation, scored with the model's calibration for it")
+    evaluate.add_argument("--fold", type=int, nargs="+", metavar="K", help="with --train: only these folds (0-based)")
+    evaluate.add_argument("--train-only", action="store_true", help="with --train: train the fold models and stop (test them with a later run)")
+    evaluate.add_argument("--seeds", type=int, nargs="+", metavar="S", help="with --train: train each fold once per seed and test the ensemble of those models")
+    evaluate.add_argument("--only-seed", type=int, metavar="S", help="with --seeds and --train-only: train this seed's fold models alone")
+    evaluate.add_argument("--device", help='with --train: where the fold models train and are scored ("cpu", "cuda", "cuda:N"; default the config\'s, and the CPU)')
     evaluate.set_defaults(handler=cmd_evaluate)
 
     db_help = "enrollment store: SQLAlchemy URL or SQLite file (default sigverify.db)"

@@ -65,7 +65,16 @@ def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> lis
 
 
 # Settings that say where a fold's run lives or how many cores it used, not what it learned.
-_RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes"}
+_RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes", "device"}
+
+
+def check_fold_ensemble(metadata: dict[str, Any], path: Path, members: Sequence[Path]) -> None:
+    """A fold ensemble found in the runs folder must join exactly these member models, as they are now."""
+    from .models.artifact import read_metadata
+
+    recorded = [m.get("version") for m in metadata.get("training", {}).get("ensemble_of", [])]
+    if recorded != [read_metadata(m).get("version") for m in members]:
+        raise ValueError(f"{path} joins other models than this fold's seeds; use another --runs-dir")
 
 
 def check_fold_model(metadata: dict[str, Any], path: Path, config: "TrainConfig", training_split: WriterSplit, fold: int) -> None:
@@ -349,6 +358,42 @@ def plot_report(scores: dict[str, Any], method: str, n_refs: str, out_dir: Path,
     return written
 
 
+def _train_fold_stages(
+    stage_configs: Sequence["TrainConfig"], base: Path, fold: int, member_seed: Optional[int], training_split: WriterSplit, *,
+    n_dev: int, n_test: int, n_extra: int, data: list[str], device: Optional[str], log,
+) -> Path:
+    """Train (or find and check) one fold's chain of stages under ``base``: stage 1 in ``base``, stage
+    k in ``base/stage-k``, each started from the previous one; ``member_seed`` replaces the configs'
+    seed. Returns the last stage's model file."""
+    from .train import train
+
+    previous: Optional[Path] = None
+    for stage, stage_config in enumerate(stage_configs):
+        config = copy.deepcopy(stage_config)  # filled in per fold below
+        if member_seed is not None:
+            config.seed = member_seed
+        out = base / (f"stage-{stage + 1}" if stage else "")
+        model_path = out / "model.safetensors"
+        if previous is not None:
+            config.init = str(previous)
+        if not model_path.exists():
+            config.data = data
+            config.out = str(out)
+            out.mkdir(parents=True, exist_ok=True)
+            training_split.save(str(out / "fold_split.json"))
+            config.split_file = str(out / "fold_split.json")
+            config.name = f"fold-{fold}" + (f"-seed-{member_seed}" if member_seed is not None else "") + (f"-stage-{stage + 1}" if stage else "")
+            if device:
+                config.device = device
+            log(f"fold {fold}{f' seed {member_seed}' if member_seed is not None else ''}{f' stage {stage + 1}' if stage else ''}: "
+                f"training on {len(training_split.train)} writers ({n_extra} of them from extra data), dev {n_dev}, test {n_test}")
+            train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
+        check_fold_model(read_metadata(model_path), model_path, config, training_split, fold)
+        previous = model_path
+    assert previous is not None
+    return previous
+
+
 def run_evaluation(
     data: Sequence[str],
     *,
@@ -364,6 +409,11 @@ def run_evaluation(
     controls: bool = True,
     extra_train: Sequence[str] = (),
     tta: bool = False,
+    only_folds: Optional[Sequence[int]] = None,
+    train_only: bool = False,
+    device: Optional[str] = None,
+    seeds: Optional[Sequence[int]] = None,
+    only_seed: Optional[int] = None,
     log=print,
 ) -> dict[str, Any]:
     """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report.
@@ -375,6 +425,14 @@ def run_evaluation(
     ``runs_dir/fold-F``, stage k in ``runs_dir/fold-F/stage-k``.
     ``extra_train`` (only with ``train_config``): datasets whose writers all join every fold's
     training writers; none of them is ever a dev or test writer.
+    ``only_folds``: train and test these folds alone (the report says which). ``train_only``: train
+    the fold models and stop (``folds_detail`` lists them; no figures), so that folds can train in
+    parallel, e.g. one process per fold on a GPU, and one later run tests every fold with the models
+    it finds. ``device``: where the fold models train and are scored (the fold check ignores it).
+    ``seeds``: train the stages once per seed (``runs_dir/fold-F/seed-S/...``, the configs' ``seed``
+    replaced) and evaluate the ensemble of the seeds' last-stage models (``runs_dir/fold-F/ensemble.safetensors``,
+    see :func:`sigverify.train.build_ensemble`); ``only_seed`` (with ``train_only``): train that
+    seed's models alone, so that seeds can train in parallel too.
     """
     started = time.perf_counter()
     records = []
@@ -382,12 +440,24 @@ def run_evaluation(
         records += read_dataset(root).records
     if extra_train and not train_config:
         raise ValueError("extra training data needs --train CONFIG: a fixed model is not retrained")
+    if (train_only or device or only_folds is not None) and not train_config:
+        raise ValueError("--train-only, --device and --fold are about fold models: they need --train CONFIG")
+    if device:
+        from .train import training_device
+
+        training_device(device)  # refused before any fold trains
+    if seeds is not None and (len(seeds) < 2 or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"--seeds needs two or more different seeds, not {list(seeds)}")
+    if only_seed is not None and (not train_only or seeds is None or only_seed not in seeds):
+        raise ValueError("--only-seed goes with --train-only and names one of --seeds")
+    if only_folds is not None and not set(only_folds) <= set(range(folds)):
+        raise ValueError(f"--fold must name folds among 0..{folds - 1}, not {sorted(only_folds)}")
     extra_writers = extra_training_writers(records, extra_train)
     parts: list[dict[str, Any]] = []
     fold_info = []
     collected_scores: list[dict] = []
     if train_config:
-        from .train import TrainConfig, train
+        from .train import TrainConfig
 
         stages = [train_config] if isinstance(train_config, str) else list(train_config)
         stage_configs = [TrainConfig.from_file(path) for path in stages]
@@ -396,36 +466,40 @@ def run_evaluation(
             raise ValueError(f"the training stages {stages} ask for different dev_fraction values: one fold split serves them all")
         dev_fraction = dev_fractions.pop()
         for fold in range(folds):
+            if only_folds is not None and fold not in only_folds:
+                continue
             split = fold_split(records, folds, fold, dev_fraction=dev_fraction, seed=seed)
             training_split = WriterSplit(
                 split.train + extra_writers, split.dev, split.test, seed=split.seed,
                 description=split.description + (f"; every writer of {', '.join(extra_train)} added to train" if extra_writers else ""),
                 extra={**split.extra, **({"extra_train": list(extra_train)} if extra_writers else {})},
             )
-            previous: Optional[Path] = None
-            for stage, stage_config in enumerate(stage_configs):
-                config = copy.deepcopy(stage_config)  # filled in per fold below
-                out = Path(runs_dir) / f"fold-{fold}" / (f"stage-{stage + 1}" if stage else "")
-                model_path = out / "model.safetensors"
-                if previous is not None:
-                    config.init = str(previous)
-                if not model_path.exists():
-                    config.data = list(data) + list(extra_train)
-                    config.out = str(out)
-                    out.mkdir(parents=True, exist_ok=True)
-                    training_split.save(str(out / "fold_split.json"))
-                    config.split_file = str(out / "fold_split.json")
-                    config.name = f"fold-{fold}" + (f"-stage-{stage + 1}" if stage else "")
-                    log(f"fold {fold}{f' stage {stage + 1}' if stage else ''}: training on {len(training_split.train)} writers "
-                        f"({len(extra_writers)} of them from extra data), dev {len(split.dev)}, test {len(split.test)}")
-                    train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
-                check_fold_model(read_metadata(model_path), model_path, config, training_split, fold)
-                previous = model_path
+            fold_dir = Path(runs_dir) / f"fold-{fold}"
+            members: list[Path] = []
+            for member_seed in seeds or [None]:
+                if only_seed is not None and member_seed != only_seed:
+                    continue
+                base = fold_dir if member_seed is None else fold_dir / f"seed-{member_seed}"
+                previous = _train_fold_stages(stage_configs, base, fold, member_seed, training_split, n_dev=len(split.dev), n_test=len(split.test),
+                                              n_extra=len(extra_writers), data=list(data) + list(extra_train), device=device, log=log)
+                members.append(previous)
+            if seeds and only_seed is None:  # the fold's model is the ensemble of its seeds' last stages
+                previous = fold_dir / "ensemble.safetensors"
+                if not previous.exists():
+                    from .train import build_ensemble
+
+                    build_ensemble(members, previous, device=device or "cpu", log=log)
+                check_fold_ensemble(read_metadata(previous), previous, members)
+            if train_only:
+                fold_info.append({"fold": fold, "model": str(previous), "test_writers": split.test})
+                continue
             artifact = load_artifact(previous)
+            if device:
+                artifact.network.to(device)  # embedding and the learned distance run there too
             cache = load_or_build(records, artifact.preprocess, log=None)
             part = evaluate_split(artifact, cache, split.test, train_writers=split.train, refs=refs, draws=draws, methods=methods, seed=seed, controls=controls, collect_scores=plots is not None, tta=tta)
             parts.append(part)
-            fold_info.append({"fold": fold, "model": str(model_path), "test_writers": split.test, "skipped_writers": part["skipped_writers"]})
+            fold_info.append({"fold": fold, "model": str(previous), "test_writers": split.test, "skipped_writers": part["skipped_writers"]})
             if plots is not None:
                 collected_scores.append(part.pop("scores"))
             log(f"fold {fold}: done ({(time.perf_counter() - started) / 60:.1f} min so far)")
@@ -446,6 +520,8 @@ def run_evaluation(
         if plots is not None:
             collected_scores.append(part.pop("scores"))
 
+    if train_only:
+        return {"data": list(data), "train_config": train_config, "runs_dir": runs_dir, "folds_detail": fold_info, "seconds": round(time.perf_counter() - started, 1)}
     summary = merge_runs(parts)
     report: dict[str, Any] = {
         "data": list(data),
@@ -453,6 +529,8 @@ def run_evaluation(
             "refs": list(refs),
             "draws": draws,
             "folds": folds if train_config else None,
+            **({"only_folds": sorted(only_folds)} if only_folds is not None else {}),
+            **({"ensemble_seeds": list(seeds)} if seeds else {}),
             "extra_train": list(extra_train),
             "seed": seed,
             "tta": tta,

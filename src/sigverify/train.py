@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -87,6 +88,9 @@ class TrainConfig(TomlConfig):
     augment_args: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields to override
     bf16: bool = False
     threads: int = 0  # 0: all cores
+    # Where the network trains: "cpu", or a torch CUDA device ("cuda", "cuda:1"). Augmentation's random
+    # numbers are drawn on the CPU either way; the batches and the network live on the device.
+    device: str = "cpu"
     preprocess: dict[str, Any] = field(default_factory=dict)
     max_minutes: float = 0.0  # stop after this much wall time (0: no limit)
     cache_dir: Optional[str] = None
@@ -108,6 +112,9 @@ class TrainConfig(TomlConfig):
     local_head: dict[str, Any] = field(default_factory=dict)
     trunk_lr_scale: float = 1.0
     local_random_pairs: int = 64
+    # Exponential moving average of the weights (and batch-norm statistics), decay per step; 0: off.
+    # When on, dev selection, the checkpoints' "best" and the saved model use the averaged weights.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -126,6 +133,9 @@ class TrainConfig(TomlConfig):
             raise ValueError('local_head is used by loss "local-pair" only')
         if self.trunk_lr_scale < 0 or self.local_random_pairs < 0:
             raise ValueError("trunk_lr_scale and local_random_pairs must not be negative")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        check_device_name(self.device)
 
     @property
     def batch_size(self) -> int:
@@ -390,11 +400,27 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
+def check_device_name(name: str) -> None:
+    """Refuse a device name training cannot use."""
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f'device must be "cpu" or a CUDA device ("cuda", "cuda:N"), not {name!r}')
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device a run asks for; an error, not a silent CPU run, when it is not there."""
+    check_device_name(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device {name!r} asked for, but this torch sees {torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA GPU(s)")
+    return device
+
+
 def train(config: TrainConfig, *, resume: bool = False, log=print, progress: bool = True, command: Optional[str] = None) -> Path:
     """Train a Siamese model; returns the path of the final model artifact."""
     from tqdm import tqdm
 
     started = time.perf_counter()
+    device = training_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
@@ -433,8 +459,9 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     if initial is not None:
         _load_initial_weights(network, initial, str(config.init))
         log(f"initial weights from {config.init}")
+    network.to(device)
     writer_ids = {w: i for i, w in enumerate(sorted(split.train))}
-    extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)) if config.loss == "signet-f" else None
+    extra_head = WriterForgeryHead(network.embedding_dim, len(writer_ids)).to(device) if config.loss == "signet-f" else None
     parameters = list(network.parameters()) + (list(extra_head.parameters()) if extra_head else [])
     local_parameters = list(network.local.parameters()) if network.local is not None else []
     local_ids = {id(p) for p in local_parameters}
@@ -442,6 +469,12 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     if local_parameters:
         groups.append({"params": local_parameters, "lr_scale": 1.0})
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    ema = None
+    if config.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    evaluated = ema.module if ema is not None else network  # what dev selection sees and what is saved
     sampler = PKSampler(cache.records, config.batch_writers, config.per_writer, forged_per_writer=config.forged_per_writer, subset=train_idx, seed=config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     augment_config = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment_args.items()})
@@ -461,10 +494,14 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
     step, first_epoch, best = 0, 1, math.inf
     elapsed_before = 0.0
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
         network.load_state_dict(state["model"])
         if extra_head is not None and "extra_head" in state:
             extra_head.load_state_dict(state["extra_head"])
+        if ema is not None:
+            if "ema" not in state:
+                raise ValueError(f"{checkpoint_path} holds no weight average, but this config asks for ema_decay {config.ema_decay}")
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         if "sampler" in state:
@@ -473,6 +510,8 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
             log("this checkpoint predates exact resuming: the batches from here differ from an uninterrupted run's")
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:  # dropout draws on the GPU's own generator
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         history = json.loads(state["history"])
         step, first_epoch, best = int(state["step"]), int(state["epoch"]) + 1, float(state["best"])
         elapsed_before = float(state.get("elapsed", 0.0))
@@ -496,11 +535,11 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             x = images[batch]
             if clutter is not None:
                 x = _swap_in_clutter(x, clutter, clutter_row[batch], config.clutter_probability, generator)
-            x = x.unsqueeze(1).float().div_(255.0)
+            x = x.to(device).unsqueeze(1).float().div_(255.0)
             if config.augment:
                 x = augment_batch(x, augment_config, generator)
-            labels = _labels_for(cache, batch, writer_ids)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            labels = _labels_for(cache, batch, writer_ids).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 if network.local is not None:
                     raw, descriptors = network.forward_local(x)
                 else:
@@ -521,11 +560,13 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 5.0)
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(network)
             losses.append(float(loss.detach()))
             step += 1
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         train_seconds = time.perf_counter() - epoch_started
-        metrics = dev_metrics(network, cache, dev_idx, bf16=config.bf16)
+        metrics = dev_metrics(evaluated, cache, dev_idx, bf16=config.bf16)
         key = selection_key(metrics)
         row = {
             "epoch": epoch,
@@ -545,7 +586,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             best = key
             save_model(
                 out / "best.safetensors",
-                network,
+                evaluated,
                 {"name": config.name or out.name, "preprocess": cache.config.to_dict(), "dev_metrics": metrics, "epoch": epoch},
             )
         skilled = f"{metrics['eer_skilled'] * 100:.2f}%" if "eer_skilled" in metrics else "n/a"
@@ -556,9 +597,11 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             {
                 "model": network.state_dict(),
                 **({"extra_head": extra_head.state_dict()} if extra_head else {}),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                 "sampler": json.dumps(sampler.state_dict()),
                 "history": json.dumps(history),
                 "step": step,
@@ -574,12 +617,13 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             log(f"stopping after {elapsed / 60:.1f} minutes (max_minutes {config.max_minutes})")
             break
 
-    return finalize(config, out, cache, split, dev_idx, history, elapsed_before + time.perf_counter() - started, command, log)
+    return finalize(config, out, cache, split, dev_idx, history, elapsed_before + time.perf_counter() - started, command, log, device=device)
 
 
 def finalize(
     config, out: Path, cache: Cache, split: WriterSplit, dev_idx, history, wall_seconds: float, command, log, *,
-    recalibration: Optional[dict] = None, best=None, target: Optional[Path] = None,
+    recalibration: Optional[dict] = None, best=None, target: Optional[Path] = None, device: torch.device | str = "cpu",
+    ensemble_of: Optional[list[dict]] = None,
 ) -> Path:
     """Calibrate the best weights on dev writers and write ``model.safetensors`` with full metadata.
 
@@ -587,11 +631,13 @@ def finalize(
     (``init_version``, ``epochs_run``, ``machine``), the version it replaces (the new one always differs) and a
     record of the recalibration, stored under ``training.recalibrated``. ``best`` (the selected
     weights, default ``out/best.safetensors``) and ``target`` (default ``out/model.safetensors``):
-    for recalibrating a model file that has no run folder."""
+    for recalibrating a model file that has no run folder. ``device``: where the calibration embeds
+    (the training's device; the saved weights are the same wherever it ran). ``ensemble_of``: for
+    an ensemble, its members (path, version, seed), stored under ``training.ensemble_of``."""
     from .models.artifact import load_artifact
 
     best = best if best is not None else load_artifact(out / "best.safetensors")
-    network = best.network
+    network = best.network.to(device)
     calibrated = calibrate_network(network, cache, dev_idx, writer_indices(cache, split.train), bf16=config.bf16, use_size=config.use_size, log=log)
     datasets = sorted({r.dataset for r in cache.records})
     init_version = (recalibration or {}).get("init_version")
@@ -624,9 +670,10 @@ def finalize(
             "command": command or _command_line(),
             "epochs_run": len(history) if history is not None else (recalibration or {}).get("epochs_run"),
             "wall_seconds": round(wall_seconds, 1),
-            "machine": (recalibration or {}).get("machine") or machine_description(),  # where it was trained
+            "machine": (recalibration or {}).get("machine") or _where(device),  # where it was trained
             "n_train_images": int(sum(1 for r in cache.records if r.writer_key in set(split.train))),
             **({"recalibrated": recalibration["record"]} if recalibration else {}),
+            **({"ensemble_of": ensemble_of} if ensemble_of else {}),
         },
     }
     path = save_model(target or out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort", "cohort_tta")})
@@ -697,5 +744,61 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     }
     return finalize(
         config, out.parent if is_file else out, cache, split, dev_idx, history, float(training.get("wall_seconds", 0.0)), training.get("command"), log,
-        recalibration=keep, best=best, target=out if is_file else None,
+        recalibration=keep, best=best, target=out if is_file else None, ensemble_of=training.get("ensemble_of"),
     )
+
+
+def _where(device: torch.device | str) -> str:
+    """This machine, and the GPU when the network ran on one."""
+    device = torch.device(device)
+    return machine_description() + (f", on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
+
+
+def build_ensemble(models: Sequence[str | Path], out: str | Path, *, device: str = "cpu", log=print, command: Optional[str] = None) -> Path:
+    """Join finished trainings of one recipe on one split (e.g. other seeds) into one model file.
+
+    The members' weights are kept as they are; the ensemble (:class:`sigverify.models.ensemble.EnsembleModel`:
+    the members' vectors side by side, the mean of their distances) gets its own size weight,
+    thresholds, calibrations and cohort, fitted on the members' dev writers exactly as
+    :func:`finalize` fits a single network's, and its metadata lists the members under
+    ``training.ensemble_of``. Refused: fewer than two members, members trained on other writers,
+    with other preprocessing or with size used by some and not others.
+    """
+    from types import SimpleNamespace
+
+    from .models.artifact import load_artifact
+    from .models.ensemble import EnsembleModel
+
+    started = time.perf_counter()
+    if len(models) < 2:
+        raise ValueError("an ensemble needs at least two models")
+    members = [load_artifact(path) for path in models]
+    trainings = [m.metadata.get("training", {}) for m in members]
+    if any("config" not in t or "split" not in t for t in trainings):
+        raise ValueError("every member must record its training config and split (its dev writers)")
+    first = members[0]
+    for path, member, training in zip(models[1:], members[1:], trainings[1:]):
+        if member.preprocess != first.preprocess:
+            raise ValueError(f"{path}: other preprocessing than {models[0]}: members must see the same images")
+        if WriterSplit.from_dict(training["split"]).to_dict() != WriterSplit.from_dict(trainings[0]["split"]).to_dict():
+            raise ValueError(f"{path}: trained on another writer split than {models[0]}: an ensemble is calibrated on one set of dev writers")
+        if bool(training["config"].get("use_size", True)) != bool(trainings[0]["config"].get("use_size", True)):
+            raise ValueError(f"{path}: compares sizes where {models[0]} does not, or the other way round")
+    config = TrainConfig.from_dict({**trainings[0]["config"], "init": None, "name": Path(out).stem, "device": device})
+    split = WriterSplit.from_dict(trainings[0]["split"])
+    network = EnsembleModel([m.network for m in members]).eval()  # a new container starts in training mode
+    cache = _data_cache(config, first.preprocess, log)
+    dev_idx = writer_indices(cache, split.dev)
+    if len(dev_idx) == 0:
+        raise ValueError(f"{models[0]}: the members' dev writers are not in their data")
+    network.to(training_device(device))
+    metrics = dev_metrics(network, cache, dev_idx, bf16=config.bf16)
+    member_figures = ", ".join(f"{selection_key(m.metadata['dev_metrics']) * 100:.2f}%" if m.metadata.get("dev_metrics") else "n/a" for m in members)
+    log(f"ensemble of {len(members)}: one-reference dev EER {selection_key(metrics) * 100:.2f}% (members {member_figures})")
+    ensemble_of = [
+        {"path": str(path), "version": m.version, "seed": t["config"].get("seed"), "selected_epoch": m.metadata.get("selected_epoch"), "dev_metrics": m.metadata.get("dev_metrics", {})}
+        for path, m, t in zip(models, members, trainings)
+    ]
+    best = SimpleNamespace(network=network, metadata={"dev_metrics": metrics, "epoch": None})
+    target = Path(out)
+    return finalize(config, target.parent, cache, split, dev_idx, None, time.perf_counter() - started, command, log, best=best, target=target, device=device, ensemble_of=ensemble_of)

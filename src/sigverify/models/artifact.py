@@ -25,6 +25,7 @@ import torch
 
 from ..errors import ModelError
 from ..preprocess import PreprocessConfig
+from .ensemble import build_network
 from .siamese import SiameseModel
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         raise ModelError(f"{path}: extra tensors {sorted(extras)} differ from the declared {metadata.get('extras', [])}")
     architecture = metadata["architecture"]
     try:
-        network = SiameseModel(
+        network = build_network(
             architecture["name"], architecture.get("args", {}), pair_head=bool(metadata.get("pair_head")), local_head=metadata.get("local_head")
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -32,7 +32,10 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 
 def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Augment ``N x 1 x H x W`` images in 0..1; returns a new tensor of the same shape."""
+    """Augment ``N x 1 x H x W`` images in 0..1; returns a new tensor of the same shape.
+
+    ``generator`` is a CPU generator: every random number is drawn on the CPU, whatever device ``x``
+    is on, so a run draws the same augmentations on a GPU as on the CPU."""
     n, _, height, width = x.shape
     angle = _uniform(n, -config.rotation, config.rotation, generator) * math.pi / 180
     scale = torch.exp(_uniform(n, math.log(config.scale[0]), math.log(config.scale[1]), generator))
@@ -56,16 +59,16 @@ def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Gener
     theta[:, :, :2] = inverse * d.view(1, 1, 2) / d.view(1, 2, 1)
     theta[:, 0, 2] = -shift_x
     theta[:, 1, 2] = -shift_y
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    choice = torch.rand(n, generator=generator).view(n, 1, 1, 1)
+    choice = torch.rand(n, generator=generator).view(n, 1, 1, 1).to(x.device)
     dilated = F.max_pool2d(out, 3, 1, 1)
     eroded = -F.max_pool2d(-out, 3, 1, 1)
     out = torch.where(choice < config.p_dilate, dilated, out)
     out = torch.where((choice >= config.p_dilate) & (choice < config.p_dilate + config.p_erode), eroded, out)
 
-    gain = _uniform(n, config.intensity[0], config.intensity[1], generator).view(n, 1, 1, 1)
+    gain = _uniform(n, config.intensity[0], config.intensity[1], generator).view(n, 1, 1, 1).to(x.device)
     out = (out * gain).clamp_(0, 1)
-    binarize = (torch.rand(n, generator=generator) < config.p_binarize).view(n, 1, 1, 1)
+    binarize = (torch.rand(n, generator=generator) < config.p_binarize).view(n, 1, 1, 1).to(x.device)
     return torch.where(binarize, (out > 0.15).float(), out)

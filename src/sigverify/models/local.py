@@ -115,52 +115,34 @@ def batch_pairs(writer: np.ndarray, genuine: np.ndarray, *, random_pairs: int, r
 
 def comparator_loss(comparator: LocalComparator, descriptors: torch.Tensor, vectors: torch.Tensor, first: np.ndarray, second: np.ndarray, target: np.ndarray) -> torch.Tensor:
     """Mean binary cross-entropy of the pair logits (positives and negatives weighted equally)."""
-    a, b = torch.as_tensor(first), torch.as_tensor(second)
+    a, b = torch.as_tensor(first, device=descriptors.device), torch.as_tensor(second, device=descriptors.device)
     logits = comparator.logit(descriptors[a], descriptors[b], (vectors[a] - vectors[b]).norm(dim=1))
-    targets = torch.as_tensor(target)
+    targets = torch.as_tensor(target, device=descriptors.device)
     positive = targets.sum().clamp_min(1.0)
     negative = (1 - targets).sum().clamp_min(1.0)
     weights = targets / positive + (1 - targets) / negative
     return (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / 2
 
 
-class LearnedDistance:
-    """A model's learned distance between signature vectors ``[embedding | size | local descriptor]``.
+class PairDistance:
+    """A distance computed pair by pair (:meth:`paired`, by the subclass), with :meth:`matrix` built
+    from it in blocks and recent matrices remembered. ``global_dim``: the length of the part of the
+    vectors a writer-dependent classifier sees; ``vector_dim``: the whole vector's length."""
 
-    The L2-normalised embeddings' Euclidean distance and the two local descriptors go through the
-    comparator; the weighted sizes (3 values, present when the model uses size) lower the logit by
-    their Euclidean distance, so the size weight is in logit units. Distance = ``softplus(-logit)`` =
-    ``-log P(same writer's genuine pair)``. Implements :class:`sigverify.methods.Comparator`.
-    """
-
-    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, *, batch_size: int = 512, cache_size: int = 4096) -> None:
-        self.comparator = comparator.eval()
-        self.embedding_dim = int(embedding_dim)
-        self.global_dim = int(embedding_dim) + int(size_dims)
+    def __init__(self, global_dim: int, vector_dim: int, *, batch_size: int = 512, cache_size: int = 4096) -> None:
+        self.global_dim = int(global_dim)
+        self.vector_dim = int(vector_dim)
         self.batch_size = batch_size
         # Evaluation and calibration score the same trial with every method: remember recent matrices.
         self._matrices: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.cache_size = cache_size
 
     def _check(self, vectors: np.ndarray) -> None:
-        if vectors.ndim != 2 or vectors.shape[1] != self.global_dim + self.comparator.descriptor_dim:
-            raise ValueError(f"vectors of size {self.global_dim + self.comparator.descriptor_dim} expected, got shape {vectors.shape}")
+        if vectors.ndim != 2 or vectors.shape[1] != self.vector_dim:
+            raise ValueError(f"vectors of size {self.vector_dim} expected, got shape {vectors.shape}")
 
-    @torch.inference_mode()
     def paired(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        self._check(first), self._check(second)
-        if len(first) != len(second):
-            raise ValueError("paired distances need as many rows on both sides")
-        shape = (self.comparator.projected, *self.comparator.map_size)
-        out = []
-        for start in range(0, len(first), self.batch_size):
-            a = torch.from_numpy(np.ascontiguousarray(first[start : start + self.batch_size], dtype=np.float32))
-            b = torch.from_numpy(np.ascontiguousarray(second[start : start + self.batch_size], dtype=np.float32))
-            e, g = self.embedding_dim, self.global_dim
-            logits = self.comparator.logit(a[:, g:].reshape(-1, *shape), b[:, g:].reshape(-1, *shape), (a[:, :e] - b[:, :e]).norm(dim=1))
-            logits = logits - (a[:, e:g] - b[:, e:g]).norm(dim=1)
-            out.append(F.softplus(-logits).numpy())
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        raise NotImplementedError
 
     def matrix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         first, second = np.ascontiguousarray(first, dtype=np.float32), np.ascontiguousarray(second, dtype=np.float32)
@@ -186,13 +168,53 @@ class LearnedDistance:
         return vectors[:, : self.global_dim]
 
 
+class LearnedDistance(PairDistance):
+    """A model's learned distance between signature vectors ``[embedding | size | local descriptor]``.
+
+    The L2-normalised embeddings' Euclidean distance and the two local descriptors go through the
+    comparator; the weighted sizes (3 values, present when the model uses size) lower the logit by
+    their Euclidean distance, so the size weight is in logit units. Distance = ``softplus(-logit)`` =
+    ``-log P(same writer's genuine pair)``. Implements :class:`sigverify.methods.Comparator`.
+    """
+
+    def __init__(self, comparator: LocalComparator, embedding_dim: int, size_dims: int = 0, *, batch_size: int = 512, cache_size: int = 4096) -> None:
+        global_dim = int(embedding_dim) + int(size_dims)
+        super().__init__(global_dim, global_dim + comparator.descriptor_dim, batch_size=batch_size, cache_size=cache_size)
+        self.comparator = comparator.eval()
+        self.embedding_dim = int(embedding_dim)
+
+    @torch.inference_mode()
+    def paired(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        self._check(first), self._check(second)
+        if len(first) != len(second):
+            raise ValueError("paired distances need as many rows on both sides")
+        # Always with the running batch-norm statistics: embedding the images restores the network's
+        # own mode afterwards, which may be training mode (and would update those statistics here).
+        self.comparator.eval()
+        shape = (self.comparator.projected, *self.comparator.map_size)
+        device = next(self.comparator.parameters()).device
+        out = []
+        for start in range(0, len(first), self.batch_size):
+            a = torch.from_numpy(np.ascontiguousarray(first[start : start + self.batch_size], dtype=np.float32)).to(device)
+            b = torch.from_numpy(np.ascontiguousarray(second[start : start + self.batch_size], dtype=np.float32)).to(device)
+            e, g = self.embedding_dim, self.global_dim
+            logits = self.comparator.logit(a[:, g:].reshape(-1, *shape), b[:, g:].reshape(-1, *shape), (a[:, :e] - b[:, :e]).norm(dim=1))
+            logits = logits - (a[:, e:g] - b[:, e:g]).norm(dim=1)
+            out.append(F.softplus(-logits).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
 def comparator_for(network: "SiameseModel", size_weight: float) -> "Comparator":
     """How the decision methods compare this network's vectors: Euclidean, or the learned distance
-    of its local head (the vectors carrying the weighted size when ``size_weight`` is not 0)."""
+    of its local head (the vectors carrying the weighted size when ``size_weight`` is not 0), or
+    for an ensemble of networks with local heads the mean of the members' learned distances."""
     from ..methods import EUCLIDEAN
+    from .ensemble import EnsembleDistance, EnsembleModel
 
     if network.local is None:
         return EUCLIDEAN
+    if isinstance(network, EnsembleModel):
+        return EnsembleDistance(network.local, network.embedding_dims, 3 if size_weight else 0)
     return LearnedDistance(network.local, network.embedding_dim, 3 if size_weight else 0)
 
 

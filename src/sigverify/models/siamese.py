@@ -85,6 +85,11 @@ class SiameseModel(nn.Module):
         """L2-normalised embeddings, ``N x D``."""
         return F.normalize(self.backbone(x).float(), dim=1)
 
+    def embed_with_local(self, x: torch.Tensor) -> torch.Tensor:
+        """``N x (D + L)``: the L2-normalised embedding, then the flattened local descriptor."""
+        raw, descriptors = self.forward_local(x)
+        return torch.cat([F.normalize(raw.float(), dim=1), descriptors.float().flatten(1)], dim=1)
+
     def pair_probability(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """Pair head probability that two normalised embeddings are the same writer's genuine."""
         if self.pair_head is None:
@@ -134,17 +139,16 @@ def embed_images(
         return mean.astype(np.float32)
     was_training = network.training
     network.eval()
+    device = next(network.parameters()).device  # wherever the network lives (a GPU while training there)
     chunks = []
     try:
         for start in range(0, len(images), batch_size):
-            batch = SiameseModel.to_input(images[start : start + batch_size])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            batch = SiameseModel.to_input(torch.as_tensor(images[start : start + batch_size]).to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 if with_local:
-                    raw, descriptors = network.forward_local(batch)
-                    embedding = F.normalize(raw.float(), dim=1)
-                    chunks.append(torch.cat([embedding, descriptors.float().flatten(1)], dim=1).numpy())
+                    chunks.append(network.embed_with_local(batch).cpu().numpy())
                 else:
-                    chunks.append(network.embed(batch).float().numpy())
+                    chunks.append(network.embed(batch).float().cpu().numpy())
     finally:
         network.train(was_training)
     if not chunks:
