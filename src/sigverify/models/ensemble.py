@@ -1,9 +1,10 @@
 """Several trainings of one recipe compared as one model.
 
 Trainings of the same recipe with other seeds disagree a lot on unseen writers' skilled forgeries
-(stop 27: the CEDAR fold recipe's dev EER at 12 references moved 1.4 points between seeds), and
-averaging their distances removes part of that: on the five folds' dev writers, three seeds averaged
-gave 5.71 % against 7.00 % for one seed on average. An :class:`EnsembleModel` holds the members
+(stop 27, GPU trainings of the CEDAR fold recipe: the fold dev EER at 12 references moved 1.4 points
+between seeds), and averaging their distances removes part of that: on the five folds' dev writers,
+three seeds' distances averaged gave 5.71 % against 7.00 % for one seed on average
+(``scripts/check_ensemble_dev.py``). An :class:`EnsembleModel` holds the members
 (:class:`~sigverify.models.siamese.SiameseModel`, same preprocessing, all with a local head or none).
 Its vectors are ``[embedding_1 | ... | embedding_M | weighted size | descriptor_1 | ... | descriptor_M]``
 and its distance is the mean of the members' distances (:class:`EnsembleDistance`); every decision
