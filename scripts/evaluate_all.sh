@@ -59,5 +59,15 @@ for writers in dev test; do
   .venv/bin/python scripts/check_represent_distances.py src/sigverify/weights/default.safetensors ../shared/data/cedar ../shared/data/sigcomp2009 \
     --writers $writers --json benchmarks/represent-distances-$writers.json
 done
+# Stop 27 (benchmarks/stop27-gpu-fold-dev.json; needs a CUDA GPU, so not run here): for each recipe NAME
+# in wide resnet ema forged4 (configs/fold-NAME.toml + configs/fold-NAME-local-long.toml; the control:
+# configs/fold.toml + configs/fold-local-long.toml, also with bf16 = false and with seed = 1 / 2), one
+# process per fold K, then the fold dev check of each fold's stage-2 model (and, for the seeds, the
+# average of the three seeds' distances):
+#   $S evaluate ../shared/data/cedar --train STAGE1 STAGE2 --folds 5 --fold K --train-only \
+#     --extra-train ../shared/data/sigcomp2009 --runs-dir runs/s27-NAME --device cuda
+#   (cd scripts && python check_multiref_variants_dev.py ../runs/s27-NAME/fold-K/stage-2/model.safetensors \
+#     ../../shared/data/cedar ../../shared/data/sigcomp2009 --tta --device cuda --json dev-NAME-K.json)
+#   (cd scripts && python check_ensemble_dev.py S0 S1 S2 --data ../../shared/data/cedar ../../shared/data/sigcomp2009 --tta --device cuda)
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
