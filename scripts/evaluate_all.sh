@@ -66,8 +66,8 @@ done
 # average of the three seeds' distances):
 #   $S evaluate ../shared/data/cedar --train STAGE1 STAGE2 --folds 5 --fold K --train-only \
 #     --extra-train ../shared/data/sigcomp2009 --runs-dir runs/s27-NAME --device cuda
-#   (cd scripts && python check_multiref_variants_dev.py ../runs/s27-NAME/fold-K/stage-2/model.safetensors \
-#     ../../shared/data/cedar ../../shared/data/sigcomp2009 --tta --device cuda --json dev-NAME-K.json)
-#   (cd scripts && python check_ensemble_dev.py S0 S1 S2 --data ../../shared/data/cedar ../../shared/data/sigcomp2009 --tta --device cuda)
+#   .venv/bin/python scripts/check_multiref_variants_dev.py runs/s27-NAME/fold-K/stage-2/model.safetensors \
+#     ../shared/data/cedar ../shared/data/sigcomp2009 --tta --device cuda --json dev-NAME-K.json
+#   .venv/bin/python scripts/check_ensemble_dev.py S0 S1 S2 --data ../shared/data/cedar ../shared/data/sigcomp2009 --tta --device cuda
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
