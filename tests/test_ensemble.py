@@ -76,6 +76,8 @@ def test_an_ensemble_verifies_like_any_model(members, toy_data, tmp_path, capsys
     result = sigverify.verify(genuine[0], genuine[1:], model=str(path))
     assert result["decision"] in ("genuine", "forged", "inconclusive") and len(result["per_reference"]) == 3
     assert result["model"] == load_artifact(path).name
+    vectors = sigverify.represent(genuine, model=str(path))
+    assert vectors.shape == (4, load_artifact(path).represent_dim) and np.isfinite(vectors).all()
 
 
 def test_members_that_cannot_be_joined_are_refused(members, tmp_path, capsys):
