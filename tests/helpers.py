@@ -67,3 +67,29 @@ def write_toy_writers(root: Path, n_writers: int, n_genuine: int, n_forged: int 
                 writer_seed = w if label == "genuine" else 5000 + w * 7 + index
                 Image.fromarray(toy_signature(writer_seed, sample)).save(folder / f"{index + 1:02d}.png")
     return root
+
+
+# A tiny per-fold training config for `evaluate --train` tests (seconds on the toy data).
+TINY_FOLD_CONFIG = """[train]
+model = "resnet-attn"
+model_args = {depth = 10, base_width = 8}
+embedding_dim = 16
+loss = "triplet-hard"
+margin = 0.3
+lr = 3e-3
+warmup_steps = 5
+epochs = 2
+steps_per_epoch = 4
+batch_writers = 4
+per_writer = 4
+forged_per_writer = 1
+dev_fraction = 0.25
+preprocess = {height = 64, width = 96}
+threads = 2
+"""
+
+# Tiny signet-slim training settings (an 80 x 120 canvas) for the local-head and ensemble tests.
+LOCAL_HEAD_SETTINGS = dict(
+    model="signet-slim", embedding_dim=16, lr=3e-3, warmup_steps=2, steps_per_epoch=2, batch_writers=4, per_writer=4,
+    forged_per_writer=1, dev_fraction=0.25, test_fraction=0.25, preprocess={"height": 80, "width": 120}, threads=2,
+)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import LOCAL_HEAD_SETTINGS, TINY_FOLD_CONFIG
 from sigverify.cache import load_or_build
 from sigverify.cli import main
 from sigverify.datasets import read_dataset
@@ -14,10 +15,7 @@ from sigverify.models.ensemble import EnsembleDistance, EnsembleModel
 from sigverify.models.local import comparator_for
 from sigverify.models.siamese import embed_images, with_sizes
 
-SETTINGS = dict(
-    model="signet-slim", embedding_dim=16, lr=3e-3, warmup_steps=2, steps_per_epoch=2, batch_writers=4, per_writer=4,
-    forged_per_writer=1, dev_fraction=0.25, test_fraction=0.25, preprocess={"height": 80, "width": 120}, threads=2,
-)
+SETTINGS = LOCAL_HEAD_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -93,30 +91,15 @@ def test_members_that_cannot_be_joined_are_refused(members, tmp_path, capsys):
     assert not (tmp_path / "x.safetensors").exists()
 
 
-TINY_FOLD_CONFIG = """[train]
-model = "resnet-attn"
-model_args = {depth = 10, base_width = 8}
-embedding_dim = 16
-loss = "triplet-hard"
-margin = 0.3
-lr = 3e-3
-warmup_steps = 5
-epochs = 1
-steps_per_epoch = 3
-batch_writers = 4
-per_writer = 4
-forged_per_writer = 1
-dev_fraction = 0.25
-preprocess = {height = 64, width = 96}
-threads = 2
-"""
+# One epoch of three steps per fold and seed: four trainings, then two ensembles.
+TINY_SEED_CONFIG = TINY_FOLD_CONFIG.replace("epochs = 2", "epochs = 1").replace("steps_per_epoch = 4", "steps_per_epoch = 3")
 
 
 def test_kfold_evaluation_of_seed_ensembles(toy_data, tmp_path):
     from sigverify.report import run_evaluation
 
     config = tmp_path / "fold.toml"
-    config.write_text(TINY_FOLD_CONFIG)
+    config.write_text(TINY_SEED_CONFIG)
     runs = tmp_path / "runs"
     quiet = {"folds": 2, "refs": (3,), "draws": 1, "methods": ("fusion-mean",), "controls": False, "log": lambda _: None}
     # One seed of one fold alone (as one process of several would), then everything else.

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import LOCAL_HEAD_SETTINGS
 from sigverify.calibration import pick_entry, to_probability
 from sigverify.models.artifact import load_artifact
 from sigverify.models.local import LearnedDistance, LocalComparator, batch_pairs
 
-SETTINGS = dict(
-    model="signet-slim", embedding_dim=16, lr=3e-3, warmup_steps=2, steps_per_epoch=2, batch_writers=4, per_writer=4,
-    forged_per_writer=1, dev_fraction=0.25, test_fraction=0.25, preprocess={"height": 80, "width": 120}, threads=2,
-)
+SETTINGS = LOCAL_HEAD_SETTINGS
 
 
 def test_batch_pairs_are_the_same_writer_pairs_and_some_random_ones():

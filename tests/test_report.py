@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from helpers import TINY_FOLD_CONFIG
 from sigverify.cache import load_or_build
 from sigverify.cli import main
 from sigverify.datasets import DatasetError, read_dataset
@@ -53,25 +54,6 @@ def test_fixed_model_report_with_test_time_augmentation(tiny_model, toy_data):
     # thresholds from the augmented calibration, not the plain one
     assert augmented["one_reference"][0]["threshold"] == load_artifact(tiny_model).calibration_for(True)["single"]["1"]["threshold"]
     assert augmented["one_reference"][0]["threshold"] != plain["one_reference"][0]["threshold"]
-
-
-TINY_FOLD_CONFIG = """[train]
-model = "resnet-attn"
-model_args = {depth = 10, base_width = 8}
-embedding_dim = 16
-loss = "triplet-hard"
-margin = 0.3
-lr = 3e-3
-warmup_steps = 5
-epochs = 2
-steps_per_epoch = 4
-batch_writers = 4
-per_writer = 4
-forged_per_writer = 1
-dev_fraction = 0.25
-preprocess = {height = 64, width = 96}
-threads = 2
-"""
 
 
 def test_kfold_retraining_tests_every_writer_once(toy_data, tmp_path, capsys):

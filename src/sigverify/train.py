@@ -679,7 +679,8 @@ def finalize(
         },
     }
     path = save_model(target or out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort", "cohort_tta")})
-    log(f"model: {path} (epoch {metadata['selected_epoch']}, dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
+    epoch = f"epoch {metadata['selected_epoch']}, " if metadata["selected_epoch"] is not None else ""
+    log(f"model: {path} ({epoch}dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
         f"{wall_seconds / 60:.1f} min)")
     return path
 
