@@ -147,6 +147,14 @@ def test_folds_train_one_at_a_time_and_a_later_run_tests_them(toy_data, tmp_path
         run_evaluation([str(toy_data)], train_only=True, **quiet)
     with pytest.raises(ValueError, match="CUDA device"):
         run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(tmp_path / "gpu"), device="tpu", **quiet)
+    with pytest.raises(ValueError, match="need --train"):
+        run_evaluation([str(toy_data)], bf16=False, **quiet)
+    # --bf16 / --no-bf16 replaces the configs' bf16 (false here) and is part of the recipe a found model is held to
+    assert main(common + ["--fold", "0", "--train-only", "--bf16"]) == 0
+    assert load_artifact(runs / "fold-0" / "model.safetensors").metadata["training"]["config"]["bf16"] is True
+    capsys.readouterr()
+    with pytest.raises(ValueError, match=r"other settings \(bf16\)"):
+        run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), only_folds=[0], **quiet)
     if not torch.cuda.is_available():  # asking for a GPU that is not there is an error, not a CPU run
         assert main(common[:-1] + [str(tmp_path / "cuda"), "--fold", "0", "--train-only", "--device", "cuda"]) == 3
         assert "sees no CUDA GPU" in capsys.readouterr().err

@@ -265,6 +265,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         seeds=args.seeds,
         only_seed=args.only_seed,
+        bf16=args.bf16,
         log=lambda m: print(m, file=sys.stderr),
         **kwargs,
     )
@@ -689,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--train-only", action="store_true", help="with --train: train the fold models and stop (test them with a later run)")
     evaluate.add_argument("--seeds", type=int, nargs="+", metavar="S", help="with --train: train each fold once per seed and test the ensemble of those models")
     evaluate.add_argument("--only-seed", type=int, metavar="S", help="with --seeds and --train-only: train this seed's fold models alone")
+    evaluate.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="with --train: bfloat16 autocast on or off for every stage (default the configs'; --no-bf16 on a GPU)")
     evaluate.add_argument("--device", help='with --train: where the fold models train and are scored ("cpu", "cuda", "cuda:N"; default the config\'s, and the CPU)')
     evaluate.set_defaults(handler=cmd_evaluate)
 

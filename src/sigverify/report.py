@@ -360,11 +360,11 @@ def plot_report(scores: dict[str, Any], method: str, n_refs: str, out_dir: Path,
 
 def _train_fold_stages(
     stage_configs: Sequence["TrainConfig"], base: Path, fold: int, member_seed: Optional[int], training_split: WriterSplit, *,
-    n_dev: int, n_test: int, n_extra: int, data: list[str], device: Optional[str], log,
+    n_dev: int, n_test: int, n_extra: int, data: list[str], device: Optional[str], bf16: Optional[bool], log,
 ) -> Path:
     """Train (or find and check) one fold's chain of stages under ``base``: stage 1 in ``base``, stage
     k in ``base/stage-k``, each started from the previous one; ``member_seed`` replaces the configs'
-    seed. Returns the last stage's model file."""
+    seed and ``bf16`` (unless None) their ``bf16``. Returns the last stage's model file."""
     from .train import train
 
     previous: Optional[Path] = None
@@ -372,6 +372,8 @@ def _train_fold_stages(
         config = copy.deepcopy(stage_config)  # filled in per fold below
         if member_seed is not None:
             config.seed = member_seed
+        if bf16 is not None:  # part of the recipe: a model found in the runs folder is held to it too
+            config.bf16 = bf16
         out = base / (f"stage-{stage + 1}" if stage else "")
         model_path = out / "model.safetensors"
         if previous is not None:
@@ -414,6 +416,7 @@ def run_evaluation(
     device: Optional[str] = None,
     seeds: Optional[Sequence[int]] = None,
     only_seed: Optional[int] = None,
+    bf16: Optional[bool] = None,
     log=print,
 ) -> dict[str, Any]:
     """Evaluate a model (or train one per fold) on ``data``; returns the JSON-ready report.
@@ -432,7 +435,8 @@ def run_evaluation(
     ``seeds``: train the stages once per seed (``runs_dir/fold-F/seed-S/...``, the configs' ``seed``
     replaced) and evaluate the ensemble of the seeds' last-stage models (``runs_dir/fold-F/ensemble.safetensors``,
     see :func:`sigverify.train.build_ensemble`); ``only_seed`` (with ``train_only``): train that
-    seed's models alone, so that seeds can train in parallel too.
+    seed's models alone, so that seeds can train in parallel too. ``bf16`` (unless None) replaces
+    the configs' ``bf16`` (on a GPU, train with ``bf16=False``: see :class:`sigverify.train.TrainConfig`).
     """
     started = time.perf_counter()
     records = []
@@ -440,8 +444,8 @@ def run_evaluation(
         records += read_dataset(root).records
     if extra_train and not train_config:
         raise ValueError("extra training data needs --train CONFIG: a fixed model is not retrained")
-    if (train_only or device or only_folds is not None) and not train_config:
-        raise ValueError("--train-only, --device and --fold are about fold models: they need --train CONFIG")
+    if (train_only or device or only_folds is not None or bf16 is not None) and not train_config:
+        raise ValueError("--train-only, --device, --bf16 and --fold are about fold models: they need --train CONFIG")
     if device:
         from .train import training_device
 
@@ -481,7 +485,7 @@ def run_evaluation(
                     continue
                 base = fold_dir if member_seed is None else fold_dir / f"seed-{member_seed}"
                 previous = _train_fold_stages(stage_configs, base, fold, member_seed, training_split, n_dev=len(split.dev), n_test=len(split.test),
-                                              n_extra=len(extra_writers), data=list(data) + list(extra_train), device=device, log=log)
+                                              n_extra=len(extra_writers), data=list(data) + list(extra_train), device=device, bf16=bf16, log=log)
                 members.append(previous)
             if seeds and only_seed is None:  # the fold's model is the ensemble of its seeds' last stages
                 previous = fold_dir / "ensemble.safetensors"
@@ -531,6 +535,7 @@ def run_evaluation(
             "folds": folds if train_config else None,
             **({"only_folds": sorted(only_folds)} if only_folds is not None else {}),
             **({"ensemble_seeds": list(seeds)} if seeds else {}),
+            **({"bf16": bf16} if bf16 is not None else {}),
             "extra_train": list(extra_train),
             "seed": seed,
             "tta": tta,
