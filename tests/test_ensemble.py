@@ -3,6 +3,8 @@ their own calibration, the model file round trip, and k-fold evaluation of seed 
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -105,20 +107,21 @@ def test_kfold_evaluation_of_seed_ensembles(toy_data, tmp_path):
     # One seed of one fold alone (as one process of several would), then everything else.
     run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), seeds=[0, 1], only_folds=[0], only_seed=1, train_only=True, **quiet)
     assert (runs / "fold-0" / "seed-1" / "model.safetensors").exists() and not (runs / "fold-0" / "seed-0").exists()
-    assert not (runs / "fold-0" / "ensemble.safetensors").exists()
+    assert not list((runs / "fold-0").glob("ensemble*"))
     report = run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), seeds=[0, 1], **quiet)
     assert report["protocol"]["ensemble_seeds"] == [0, 1]
     for fold, detail in enumerate(report["folds_detail"]):
-        assert detail["model"] == str(runs / f"fold-{fold}" / "ensemble.safetensors")
+        assert detail["model"] == str(runs / f"fold-{fold}" / "ensemble-seeds-0-1.safetensors")
         metadata = read_metadata(detail["model"])
         assert [m["seed"] for m in metadata["training"]["ensemble_of"]] == [0, 1]
         assert read_metadata(runs / f"fold-{fold}" / "seed-1" / "model.safetensors")["training"]["config"]["seed"] == 1
         assert not set(detail["test_writers"]) & set(metadata["training"]["split"]["train"] + metadata["training"]["split"]["dev"])
     tested = [w for fold in report["folds_detail"] for w in fold["test_writers"]]
     assert sorted(tested) == sorted({r.writer_key for r in read_dataset(toy_data).records})
-    # The ensemble found in the runs folder must join these seeds' models.
+    # The ensemble found in the runs folder must join these seeds' models, as they are now.
+    shutil.copy(runs / "fold-1" / "ensemble-seeds-0-1.safetensors", runs / "fold-0" / "ensemble-seeds-0-1.safetensors")
     with pytest.raises(ValueError, match="joins other models"):
-        run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), seeds=[0, 2], only_folds=[0], **quiet)
+        run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), seeds=[0, 1], only_folds=[0], **quiet)
     with pytest.raises(ValueError, match="two or more different seeds"):
         run_evaluation([str(toy_data)], train_config=str(config), runs_dir=str(runs), seeds=[3], **quiet)
     with pytest.raises(ValueError, match="--only-seed"):

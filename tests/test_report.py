@@ -1,6 +1,7 @@
 """The evaluation protocol: writer-disjoint by construction, every method, controls, k-fold retraining."""
 
 import json
+import shutil
 
 import pytest
 
@@ -118,6 +119,18 @@ def test_staged_fold_training_starts_each_stage_from_the_previous_fold_model(toy
         assert metadata["training"]["config"]["init"] == str(tmp_path / "runs" / f"fold-{fold}" / "model.safetensors")
         assert not set(detail["test_writers"]) & seen_writers(load_artifact(detail["model"]))
     assert report["summary"]["writer-threshold"]["3"]["runs"] == 2
+    # A runs folder can move: a found later stage is held to the weights it started from (init_version),
+    # not to the path it read them from; a stage 1 trained again is other weights.
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "runs", moved)
+    stage_two = moved / "fold-0" / "stage-2" / "model.safetensors"
+    before = stage_two.stat().st_mtime_ns
+    run_evaluation([str(toy_data)], train_config=[str(first), str(second)], runs_dir=str(moved), only_folds=[0], train_only=True, **quiet)
+    assert stage_two.stat().st_mtime_ns == before  # reused, not retrained
+    for name in ("model.safetensors", "best.safetensors", "checkpoint.pt"):
+        (moved / "fold-0" / name).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="started from other weights"):
+        run_evaluation([str(toy_data)], train_config=[str(first), str(second)], runs_dir=str(moved), only_folds=[0], train_only=True, **quiet)
     second.write_text(TINY_FOLD_CONFIG.replace("dev_fraction = 0.25", "dev_fraction = 0.3"))
     with pytest.raises(ValueError, match="dev_fraction"):
         run_evaluation([str(toy_data)], train_config=[str(first), str(second)], runs_dir=str(tmp_path / "other"), **quiet)

@@ -64,8 +64,10 @@ def extra_training_writers(records: Sequence, extra_train: Sequence[str]) -> lis
     return sorted(extra)
 
 
-# Settings that say where a fold's run lives or how many cores it used, not what it learned.
-_RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes", "device"}
+# Settings that say where a fold's run lives or how many cores it used, not what it learned. A later
+# stage's ``init`` is a path too: which weights it started from is held to its ``init_version`` instead,
+# so that a runs folder (or a fold's stages) can move without retraining.
+_RUN_PLACE_KEYS = {"out", "name", "data", "split_file", "threads", "cache_dir", "max_minutes", "device", "init"}
 
 
 def check_fold_ensemble(metadata: dict[str, Any], path: Path, members: Sequence[Path]) -> None:
@@ -77,10 +79,19 @@ def check_fold_ensemble(metadata: dict[str, Any], path: Path, members: Sequence[
         raise ValueError(f"{path} joins other models than this fold's seeds; use another --runs-dir")
 
 
-def check_fold_model(metadata: dict[str, Any], path: Path, config: "TrainConfig", training_split: WriterSplit, fold: int) -> None:
+def check_fold_model(
+    metadata: dict[str, Any], path: Path, config: "TrainConfig", training_split: WriterSplit, fold: int, initial: Optional[Path] = None,
+) -> None:
     """A fold model (``metadata`` of the file at ``path``) found in the runs folder must have been
-    trained on this fold's training writers with this config, or the report would silently mix runs."""
+    trained on this fold's training writers with this config, and (a later stage) from the weights of
+    ``initial``, the fold's previous stage as it is now, or the report would silently mix runs."""
+    from .models.artifact import read_metadata
+
     training = metadata.get("training", {})
+    if initial is not None:
+        previous = read_metadata(initial)
+        if training.get("init_version") != (previous.get("version") or previous.get("name")):
+            raise ValueError(f"{path} started from other weights than {initial}; use another --runs-dir")
     if sorted(training.get("split", {}).get("train", [])) != sorted(training_split.train):
         raise ValueError(f"{path} was trained on other writers than fold {fold} asks for; use another --runs-dir")
     recorded, wanted = training.get("config", {}), config.to_dict()
@@ -390,7 +401,7 @@ def _train_fold_stages(
             log(f"fold {fold}{f' seed {member_seed}' if member_seed is not None else ''}{f' stage {stage + 1}' if stage else ''}: "
                 f"training on {len(training_split.train)} writers ({n_extra} of them from extra data), dev {n_dev}, test {n_test}")
             train(config, resume=(out / "checkpoint.pt").exists(), log=log, progress=False)
-        check_fold_model(read_metadata(model_path), model_path, config, training_split, fold)
+        check_fold_model(read_metadata(model_path), model_path, config, training_split, fold, initial=previous)
         previous = model_path
     assert previous is not None
     return previous
@@ -433,7 +444,7 @@ def run_evaluation(
     parallel, e.g. one process per fold on a GPU, and one later run tests every fold with the models
     it finds. ``device``: where the fold models train and are scored (the fold check ignores it).
     ``seeds``: train the stages once per seed (``runs_dir/fold-F/seed-S/...``, the configs' ``seed``
-    replaced) and evaluate the ensemble of the seeds' last-stage models (``runs_dir/fold-F/ensemble.safetensors``,
+    replaced) and evaluate the ensemble of the seeds' last-stage models (``runs_dir/fold-F/ensemble-seeds-S1-S2....safetensors``,
     see :func:`sigverify.train.build_ensemble`); ``only_seed`` (with ``train_only``): train that
     seed's models alone, so that seeds can train in parallel too. ``bf16`` (unless None) replaces
     the configs' ``bf16`` (on a GPU, train with ``bf16=False``: see :class:`sigverify.train.TrainConfig`).
@@ -488,7 +499,7 @@ def run_evaluation(
                                               n_extra=len(extra_writers), data=list(data) + list(extra_train), device=device, bf16=bf16, log=log)
                 members.append(previous)
             if seeds and only_seed is None:  # the fold's model is the ensemble of its seeds' last stages
-                previous = fold_dir / "ensemble.safetensors"
+                previous = fold_dir / f"ensemble-seeds-{'-'.join(map(str, seeds))}.safetensors"  # a fold can hold ensembles of other seeds beside it
                 if not previous.exists():
                     from .train import build_ensemble
 
