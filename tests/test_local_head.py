@@ -66,6 +66,23 @@ def test_learned_distance_is_symmetric_non_negative_and_its_matrix_matches_the_p
         distance.matrix(a[:, :10], b)
 
 
+def test_comparator_serves_with_one_pass_and_trains_with_both_directions():
+    """Both directions of a pair give the same numbers (the inputs are symmetric), so serving runs one
+    pass - bit for bit the trained two-pass mean; training keeps both passes (each updates batch-norm)."""
+    torch.manual_seed(0)
+    comparator = LocalComparator(8, (3, 4), projected=4, hidden=8)
+    first, second, global_distance = torch.randn(6, 4, 3, 4), torch.randn(6, 4, 3, 4), torch.rand(6)
+    comparator.train()
+    tracked = comparator.compare[1].num_batches_tracked.item()
+    comparator.logit(first, second, global_distance)
+    assert comparator.compare[1].num_batches_tracked.item() == tracked + 2
+    comparator.eval()
+    with torch.inference_mode():
+        two_way = comparator.bias - comparator.scale * global_distance + (comparator._one_way(first, second) + comparator._one_way(second, first)) / 2
+        assert torch.equal(comparator.logit(first, second, global_distance), two_way)
+        assert torch.equal(comparator.logit(second, first, global_distance), two_way)
+
+
 def test_local_head_settings_are_checked():
     from sigverify.train import TrainConfig
 
