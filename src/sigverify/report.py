@@ -85,12 +85,11 @@ def check_fold_model(
     """A fold model (``metadata`` of the file at ``path``) found in the runs folder must have been
     trained on this fold's training writers with this config, and (a later stage) from the weights of
     ``initial``, the fold's previous stage as it is now, or the report would silently mix runs."""
-    from .models.artifact import read_metadata
+    from .models.artifact import read_metadata, weights_version
 
     training = metadata.get("training", {})
     if initial is not None:
-        previous = read_metadata(initial)
-        if training.get("init_version") != (previous.get("version") or previous.get("name")):
+        if training.get("init_version") != weights_version(read_metadata(initial)):
             raise ValueError(f"{path} started from other weights than {initial}; use another --runs-dir")
     if sorted(training.get("split", {}).get("train", [])) != sorted(training_split.train):
         raise ValueError(f"{path} was trained on other writers than fold {fold} asks for; use another --runs-dir")

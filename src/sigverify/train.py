@@ -645,10 +645,9 @@ def finalize(
     init_version = (recalibration or {}).get("init_version")
     if config.init and not recalibration:
         from .api import default_model_path
-        from .models.artifact import read_metadata
+        from .models.artifact import read_metadata, weights_version
 
-        initial = read_metadata(default_model_path() if config.init == "default" else config.init)
-        init_version = initial.get("version") or initial.get("name")
+        init_version = weights_version(read_metadata(default_model_path() if config.init == "default" else config.init))
     version = f"{config.name or out.name}-{time.strftime('%Y%m%d%H%M%S')}"
     if recalibration and version == recalibration.get("previous_version"):  # refitted within the same second
         version += "-recalibrated"

@@ -266,6 +266,11 @@ def save_model(
     return write_artifact(path, tensors, meta, half=half)
 
 
+def weights_version(metadata: dict[str, Any]) -> Optional[str]:
+    """Which weights a model file holds, from its metadata (as a later stage records in ``init_version``)."""
+    return metadata.get("version") or metadata.get("name")
+
+
 def read_metadata(path: str | Path, *, required: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, Any]:
     """The metadata of an artifact, without loading its weights."""
     from safetensors import safe_open
