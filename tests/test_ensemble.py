@@ -47,6 +47,8 @@ def test_an_ensemble_compares_with_the_mean_of_its_members_distances(members, to
     recorded = artifact.metadata["training"]["ensemble_of"]
     assert [m["seed"] for m in recorded] == [0, 1] and [m["version"] for m in recorded] == [read_metadata(p)["version"] for p in (first, second)]
     assert artifact.metadata["training"]["split"] == load_artifact(first).metadata["training"]["split"]
+    # The first member's recipe, but the ensemble's own place (not the folder the member was trained in).
+    assert artifact.metadata["training"]["config"]["out"] == str(tmp_path) and artifact.metadata["training"]["config"]["name"] == "ensemble"
     assert "cohort" in artifact.extras and artifact.calibration and "distance" in artifact.thresholds
 
     cache = load_or_build(read_dataset(toy_data).records, artifact.preprocess, cache_dir=str(tmp_path / "cache"), log=None)

@@ -786,7 +786,9 @@ def build_ensemble(models: Sequence[str | Path], out: str | Path, *, device: str
             raise ValueError(f"{path}: trained on another writer split than {models[0]}: an ensemble is calibrated on one set of dev writers")
         if bool(training["config"].get("use_size", True)) != bool(trainings[0]["config"].get("use_size", True)):
             raise ValueError(f"{path}: compares sizes where {models[0]} does not, or the other way round")
-    config = TrainConfig.from_dict({**trainings[0]["config"], "init": None, "name": Path(out).stem, "device": device})
+    # The first member's recipe stands for the ensemble's (data, preprocessing and split are shared), but
+    # the place is the ensemble's own: a copied member's `out` names the folder it was trained in.
+    config = TrainConfig.from_dict({**trainings[0]["config"], "init": None, "name": Path(out).stem, "out": str(Path(out).parent), "device": device})
     split = WriterSplit.from_dict(trainings[0]["split"])
     network = EnsembleModel([m.network for m in members]).eval()  # a new container starts in training mode
     cache = _data_cache(config, first.preprocess, log)
