@@ -70,8 +70,11 @@ def test_training_starts_from_init_weights_and_refuses_a_mismatch(tmp_path, toy_
     convolutions = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
     assert convolutions and all(torch.equal(before[k], after[k]) for k in convolutions)
 
-    with pytest.raises(ModelError, match="does not match"):  # resnet-attn weights for a signet-slim
-        train(_signet_config(toy_data, tmp_path / "wrong-net", init=str(tiny_model), preprocess={"height": 64, "width": 96}), log=lambda _: None, progress=False)
+    with pytest.raises(ModelError, match="does not match"):  # depth-10 resnet-attn weights for a depth-18 one
+        wrong_net = dict(model="resnet-attn", model_args={"depth": 18, "base_width": 8}, preprocess={"height": 64, "width": 96})
+        train(_signet_config(toy_data, tmp_path / "wrong-net", init=str(tiny_model), **wrong_net), log=lambda _: None, progress=False)
+    with pytest.raises(ValueError, match="at least 67 x 67 px"):  # SigNet's pooling leaves nothing of a 64 px canvas
+        train(_signet_config(toy_data, tmp_path / "small-canvas", preprocess={"height": 64, "width": 96}), log=lambda _: None, progress=False)
     with pytest.raises(ModelError, match="preprocessing"):
         train(_signet_config(toy_data, tmp_path / "wrong-canvas", init=str(tiny_model)), log=lambda _: None, progress=False)
     with pytest.raises(ModelError):

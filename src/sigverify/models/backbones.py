@@ -81,6 +81,9 @@ class SigNet(nn.Module):
         height, width_px = input_size
         for kernel, stride in ((11, 4), (3, 2), (3, 2), (3, 2)):
             height, width_px = _conv_out(height, kernel, stride), _conv_out(width_px, kernel, stride)
+        if height < 1 or width_px < 1:
+            # Below 67 px a side the last pooling has nothing left: the first FC layer would have no inputs.
+            raise ValueError(f"SigNet needs a canvas of at least 67 x 67 px; got {input_size[0]} x {input_size[1]}")
         flat = c5 * height * width_px
         fc: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, fc_dim, bias=norm != "bn")]
         if norm == "bn":
