@@ -95,6 +95,10 @@ def test_pdf_pages_and_errors(tmp_path):
     broken.write_bytes(b"%PDF-1.4\n garbage that is no PDF")
     with pytest.raises(InvalidImage, match="broken.pdf: unreadable PDF"):
         load_pages(broken)
+    not_a_page = tmp_path / "notes.png"
+    not_a_page.write_bytes(b"hi\n")
+    with pytest.raises(InvalidImage, match="notes.png: not an image"):  # named by its file, not "<3 bytes>"
+        load_pages(not_a_page)
     # A huge PDF page is rendered smaller, never refused.
     huge = load_pages(pdf, dpi=20000, max_pixels=1_000_000)
     assert huge[0].image.size <= 1_000_000 and huge[0].dpi < 20000
@@ -109,6 +113,10 @@ def test_multipage_tiff_and_enormous_image(tmp_path):
     assert [p.image.shape for p in pages] == [(120, 100), (60, 50)]
     with pytest.raises(ImageTooLarge):
         load_pages(path, max_pixels=5000)
+    single = tmp_path / "page.png"
+    first.save(single)
+    with pytest.raises(ImageTooLarge, match="page.png: "):
+        load_pages(single, max_pixels=5000)
 
 
 @pytest.fixture(scope="module")

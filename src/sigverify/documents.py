@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .errors import ImageTooLarge, InvalidImage
+from .errors import ImageTooLarge, InputError, InvalidImage
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_gray, read_bytes
 
 PDF_MAGIC = b"%PDF"
@@ -65,6 +65,14 @@ def _pdf_pages(data: bytes, name: str, dpi: float, max_pages: int, max_pixels: i
         document.close()
 
 
+def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """``load_gray`` on a page's bytes, its errors naming the page's source rather than ``<N bytes>``."""
+    try:
+        return load_gray(data, max_pixels=max_pixels)
+    except InputError as exc:
+        raise type(exc)(name, exc.reason) from None
+
+
 def load_pages(
     source: ImageSource,
     *,
@@ -95,10 +103,10 @@ def load_pages(
     try:
         image = Image.open(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - load_gray gives the precise error
-        return [PageImage(load_gray(data, max_pixels=max_pixels), 0, name)]
+        return [PageImage(_decode(data, name, max_pixels), 0, name)]
     frames = getattr(image, "n_frames", 1)
     if frames <= 1:
-        return [PageImage(load_gray(data, max_pixels=max_pixels), 0, name, _dpi(image))]
+        return [PageImage(_decode(data, name, max_pixels), 0, name, _dpi(image))]
     if frames > max_pages:
         raise InvalidImage(name, f"{frames} pages, over the limit of {max_pages}")
     pages = []
