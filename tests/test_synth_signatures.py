@@ -73,8 +73,13 @@ def test_training_starts_from_init_weights_and_refuses_a_mismatch(tmp_path, toy_
     with pytest.raises(ModelError, match="does not match"):  # depth-10 resnet-attn weights for a depth-18 one
         wrong_net = dict(model="resnet-attn", model_args={"depth": 18, "base_width": 8}, preprocess={"height": 64, "width": 96})
         train(_signet_config(toy_data, tmp_path / "wrong-net", init=str(tiny_model), **wrong_net), log=lambda _: None, progress=False)
+    # Refused by the config itself, before any data is read or any folder made.
     with pytest.raises(ValueError, match="at least 67 x 67 px"):  # SigNet's pooling leaves nothing of a 64 px canvas
-        train(_signet_config(toy_data, tmp_path / "small-canvas", preprocess={"height": 64, "width": 96}), log=lambda _: None, progress=False)
+        _signet_config(toy_data, tmp_path / "small-canvas", preprocess={"height": 64, "width": 96})
+    with pytest.raises(ValueError, match="unknown model 'signet-xl'"):
+        _signet_config(toy_data, tmp_path / "unknown", model="signet-xl")
+    with pytest.raises(ValueError, match="unknown preprocessing parameters"):
+        _signet_config(toy_data, tmp_path / "typo", preprocess={"hieght": 150})
     with pytest.raises(ModelError, match="preprocessing"):
         train(_signet_config(toy_data, tmp_path / "wrong-canvas", init=str(tiny_model)), log=lambda _: None, progress=False)
     with pytest.raises(ModelError):

@@ -36,7 +36,7 @@ from .machine import machine_description
 from .metrics import eer, verification_metrics
 from .models.artifact import save_model
 from .models.augment import AugmentConfig, augment_batch
-from .models.backbones import FIXED_INPUT_BACKBONES
+from .models.backbones import BACKBONES, FIXED_INPUT_BACKBONES, signet_map_size
 from .models.losses import (
     LOSSES,
     TRIPLET_LOSSES,
@@ -138,6 +138,13 @@ class TrainConfig(TomlConfig):
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
         check_device_name(self.device)
+        # Checked here, before any data is read: an unknown network or preprocessing key, or a canvas
+        # too small for a fixed-input network, fails at once rather than after the cache is built.
+        if self.model not in BACKBONES:
+            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(BACKBONES)}")
+        canvas = PreprocessConfig.from_dict(self.preprocess) if self.preprocess else PreprocessConfig()
+        if self.model in FIXED_INPUT_BACKBONES:
+            signet_map_size((canvas.height, canvas.width))
 
     @property
     def batch_size(self) -> int:

@@ -18,6 +18,19 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int = 0) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def signet_map_size(input_size: Sequence[int]) -> tuple[int, int]:
+    """(h, w) of SigNet's last feature map for an ``H x W`` canvas; a clear error when nothing is left.
+
+    Below 67 px a side the last pooling has no output, so the first FC layer would have no inputs.
+    """
+    height, width = input_size
+    for kernel, stride in ((11, 4), (3, 2), (3, 2), (3, 2)):
+        height, width = _conv_out(height, kernel, stride), _conv_out(width, kernel, stride)
+    if height < 1 or width < 1:
+        raise ValueError(f"SigNet needs a canvas of at least 67 x 67 px; got {input_size[0]} x {input_size[1]}")
+    return height, width
+
+
 class SigNet(nn.Module):
     """SigNet as drawn in the original design (AlexNet-like, for 150 x 220 inputs).
 
@@ -78,12 +91,7 @@ class SigNet(nn.Module):
             *conv(c4, c5, 3, padding=1),
             nn.MaxPool2d(3, 2),
         )
-        height, width_px = input_size
-        for kernel, stride in ((11, 4), (3, 2), (3, 2), (3, 2)):
-            height, width_px = _conv_out(height, kernel, stride), _conv_out(width_px, kernel, stride)
-        if height < 1 or width_px < 1:
-            # Below 67 px a side the last pooling has nothing left: the first FC layer would have no inputs.
-            raise ValueError(f"SigNet needs a canvas of at least 67 x 67 px; got {input_size[0]} x {input_size[1]}")
+        height, width_px = signet_map_size(input_size)
         flat = c5 * height * width_px
         fc: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, fc_dim, bias=norm != "bn")]
         if norm == "bn":
