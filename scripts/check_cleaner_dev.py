@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Development-writer check of U-Net cleaners, for choosing one (never the report's test material).
 
-Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [--oracle] [--kinds] [CLEANER.safetensors ...]   (none given: the shipped ones)
+Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [--method unet|cyclegan] [--mask] [--oracle] [--kinds] [CLEANER.safetensors ...]   (none given: the shipped one)
 
 1. Synthetic clutter (noise seeds of its own) over the verifier split's dev writers, 5 clean references,
    writer-threshold: EER of the cleaned noisy queries, beside clean and uncleaned queries.
@@ -11,6 +11,7 @@ Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [--oracle] [--kind
    the mean ink-level quantiles of the trial's (cleaned) references, since no cleaner can know the pen.
    ``--kinds``: each noise kind alone (same seeds), noisy and cleaned, and the clean images through the
    cleaner - which clutter the cleaner repairs and which it does not.
+   ``--mask``: each cleaner's output used only as a mask over the scan (``cleaning.keep_scanned_ink``).
    ``--oracle``: where the document path's remaining damage lies - the same figure with everything
    outside the clean twin's ink box erased from each cleaned query, then with everything outside its
    ink mask (dilated 7 x 7) erased: residue beside and between the strokes, or far from them.
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 
 from sigverify.api import load_model
-from sigverify.cleaning import load_cleaner, run_network
+from sigverify.cleaning import keep_scanned_ink, load_cleaner, run_network
 from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, author_pairs, dev_clean_twins, matched_query_vectors, pair_scores
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
@@ -70,7 +71,9 @@ def erase_outside(cleaned: np.ndarray, twin: np.ndarray, *, box: bool) -> np.nda
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cleaners", nargs="*", help="U-Net cleaner files (default: the shipped one)")
+    parser.add_argument("cleaners", nargs="*", help="learned cleaner files (default: the shipped one of --method)")
+    parser.add_argument("--method", choices=["unet", "cyclegan"], default="unet", help="which shipped cleaner when no file is given")
+    parser.add_argument("--mask", action="store_true", help="the cleaner's output only as a mask over the scan (keep_scanned_ink)")
     parser.add_argument("--model", help="verifier artifact (default: the shipped one)")
     parser.add_argument("--oracle", action="store_true", help="also the document-path figure with residue outside the clean twin's ink box / ink erased")
     parser.add_argument("--kinds", action="store_true", help="also one line per noise kind alone: noisy and cleaned EER")
@@ -93,13 +96,18 @@ def main() -> None:
           f"noisy {synthetic_eer(noisy)} %; "
           f"Tobacco-800 Overlapped=No: {len(kept)} crops, {int(labels.sum())} same-author pairs, AUC uncleaned {tobacco_auc(lambda g: g)}", flush=True)
     for path in args.cleaners or [None]:
-        network = load_cleaner("unet", path)
-        cleaned = [run_network(network, n) for n in noisy]
-        cleaned_references = [run_network(network, c) for c in clean]
-        print(f"{path or 'shipped U-Net'}: synthetic dev EER {synthetic_eer(cleaned)} % "
+        network = load_cleaner(args.method, path)
+
+        def run(gray: np.ndarray) -> np.ndarray:
+            out = run_network(network, gray)
+            return keep_scanned_ink(gray, out) if args.mask else out
+
+        cleaned = [run(n) for n in noisy]
+        cleaned_references = [run(c) for c in clean]
+        print(f"{path or 'shipped ' + args.method}{' as a mask' if args.mask else ''}: synthetic dev EER {synthetic_eer(cleaned)} % "
               f"(refs cleaned {synthetic_eer(cleaned, _vectors(artifact, cleaned_references))} %, "
               f"+ ink matched {reference_matched_eer(artifact, chosen, cleaned_references, cleaned)} %), "
-              f"Tobacco-800 Overlapped=No AUC {tobacco_auc(lambda g: run_network(network, g))}", flush=True)
+              f"Tobacco-800 Overlapped=No AUC {tobacco_auc(run)}", flush=True)
         if args.oracle:
             boxed = [erase_outside(q, t, box=True) for q, t in zip(cleaned, clean)]
             inked = [erase_outside(q, t, box=False) for q, t in zip(cleaned, clean)]
@@ -109,7 +117,7 @@ def main() -> None:
             print(f"  clean through the cleaner {synthetic_eer(cleaned_references)} %", flush=True)
             for kind in NOISE_KINDS:
                 alone = [add_noise(t, 5_000_000 + i, kinds=[kind]).noisy for i, t in enumerate(clean)]
-                print(f"  {kind} alone: noisy {synthetic_eer(alone)} %, cleaned {synthetic_eer([run_network(network, n) for n in alone])} %", flush=True)
+                print(f"  {kind} alone: noisy {synthetic_eer(alone)} %, cleaned {synthetic_eer([run(n) for n in alone])} %", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ skilled forgery), pooled EER under plain Euclidean and cosine distances for each
 round 1, block rescalings (local block raw at mean norm 1 / unit-L2 / signed-sqrt unit-L2, times
 0.25-4; size block times 0, 1, 3); round 2, the same with the size block centred on the training
 writers' mean; round 3, the constant-norm encoding that shipped (`sigverify.models.layout`, constants
-from the training writers' genuine images here, from the stored cohort in the product). The rules and
-the figures are in MODEL_CARD.md. `--writers test` prints only the raw vector and round 3.
+from the training writers' genuine images here, from the stored cohort in the product); round 4 (stop 32), that
+layout's local-block weight x size-chord scale, now per model (``represent`` in its metadata). The
+rules and the figures are in MODEL_CARD.md. `--writers test` prints only the raw vector and round 3.
 """
 
 import argparse
@@ -91,7 +92,14 @@ def main() -> None:
         for form, w_local, w_size in itertools.product(["raw", "l2"], [1, 2, 4], [0.5, 1, 2, 3]):
             report(f"round 2: {form} x{w_local}, centred size x{w_size}", np.hstack([embedding, w_size * centred, w_local * forms[form]]))
     layout = RepresentLayout.fit(train, e, True, d)
-    report("round 3: constant norm (shipped)", layout.encode(vectors))
+    report("round 3: constant norm (2, 1)", layout.encode(vectors))
+    if args.writers == "dev":  # stop 32: the constant-norm layout's two block weights, per model
+        for w_local, size_scale in itertools.product([0.25, 0.5, 1, 2, 4], [0.5, 1, 2]):
+            candidate = RepresentLayout.fit(train, e, True, d, local_weight=w_local, size_scale=size_scale)
+            report(f"round 4: local x{w_local}, size chord x{size_scale}", candidate.encode(vectors))
+    chosen_weights = artifact.metadata.get("represent")
+    if chosen_weights:
+        report(f"the model's layout {chosen_weights}", artifact.to_represented(vectors))
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 import sigverify
+from sigverify.cleaning import keep_scanned_ink, load_cleaner, run_network
 from sigverify.cleaning.classical import clean_classical, ink_and_line_pixels
 from sigverify.cleaning.evaluate import _vectors, author_pairs, pair_scores, tobacco_crops
 from sigverify.metrics import auc
 
-VARIANTS = ("none", "classical", "lines", "lines-specks", "classical-grey")
+VARIANTS = ("none", "classical", "lines", "lines-specks", "classical-grey", "unet", "cyclegan", "unet-mask", "cyclegan-mask")
 
 
 def clean_variant(gray: np.ndarray, variant: str) -> np.ndarray:
@@ -32,6 +33,10 @@ def clean_variant(gray: np.ndarray, variant: str) -> np.ndarray:
         return gray
     if variant == "classical":
         return clean_classical(gray)
+    if variant in ("unet", "cyclegan"):
+        return run_network(load_cleaner(variant), gray)
+    if variant in ("unet-mask", "cyclegan-mask"):  # stop 32: the network says where, the scan says how
+        return keep_scanned_ink(gray, run_network(load_cleaner(variant.split("-")[0]), gray))
     found = ink_and_line_pixels(gray)  # the first steps of clean_classical
     if found is None:
         return gray.copy()

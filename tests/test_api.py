@@ -280,6 +280,27 @@ def test_test_time_augmentation_has_its_own_calibration(tiny_model, writer_image
         load_artifact(older).calibration_for(True)
 
 
+def test_represent_lays_vectors_out_with_the_weights_the_model_records(tiny_model, writer_images, tmp_path):
+    from sigverify.models.artifact import read_artifact, write_artifact
+    from sigverify.models.layout import LOCAL_WEIGHT
+
+    refs, _, _ = writer_images
+    metadata, tensors = read_artifact(tiny_model)
+    layouts = {}
+    for name, weights in (("defaults", None), ("chosen", {"local_weight": 0.5, "size_scale": 2.0})):
+        path = tmp_path / f"{name}.safetensors"
+        write_artifact(path, tensors, {**{k: v for k, v in metadata.items() if k != "represent"}, **({"represent": weights} if weights else {})})
+        layouts[name] = (sigverify.load_model(path).represent_layout, sigverify.represent(refs, model=path, bf16=False), path)
+    assert (layouts["defaults"][0].local_weight, layouts["defaults"][0].size_scale) == (LOCAL_WEIGHT, 1.0)
+    assert (layouts["chosen"][0].local_weight, layouts["chosen"][0].size_scale) == (0.5, 2.0)
+    assert not np.allclose(layouts["defaults"][1], layouts["chosen"][1])
+    # The layout is for outside scorers only: the model's own distances are the same either way.
+    np.testing.assert_allclose(
+        sigverify.distances(layouts["defaults"][1][:1], layouts["defaults"][1], model=layouts["defaults"][2]),
+        sigverify.distances(layouts["chosen"][1][:1], layouts["chosen"][1], model=layouts["chosen"][2]), rtol=1e-4, atol=1e-5,
+    )
+
+
 def test_a_model_without_a_cohort_says_so(tiny_model, writer_images, tmp_path):
     from sigverify.models.artifact import read_artifact, write_artifact
 

@@ -158,6 +158,10 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     monkeypatch.undo()
     assert again.version == before.version + "-recalibrated"
     assert again.size_weight == before.size_weight and again.metadata["size_weight_dev_table"] == before.metadata["size_weight_dev_table"]
+    # represent()'s block weights are chosen on the same dev writers, recorded, and laid out with
+    chosen = again.metadata["represent"]
+    assert chosen["dev_eer"] == min(chosen["dev_table"].values()) and chosen == before.metadata["represent"]
+    assert (again.represent_layout.local_weight, again.represent_layout.size_scale) == (chosen["local_weight"], chosen["size_scale"])
     assert again.metadata["calibration"].keys() == before.metadata["calibration"].keys()
     recorded = again.metadata["training"]
     assert recorded["recalibrated"]["command"] == "test" and recorded["command"] == before.metadata["training"]["command"]

@@ -272,7 +272,8 @@ def test_represent_layout_round_trip_and_constant_norm(uses_size, descriptor_dim
         local = rng.normal(scale=rng.uniform(0.5, 3.0, size=(n, 1)) * spread, size=(n, descriptor_dim))
         return np.hstack([embedding, size, local]).astype(np.float32)
 
-    layout = RepresentLayout.fit(internal(40), 8, uses_size, descriptor_dim)
+    cohort = internal(40)
+    layout = RepresentLayout.fit(cohort, 8, uses_size, descriptor_dim)
     vectors = internal(30, spread=2.0)  # wider than the cohort the layout was fitted on
     assert layout.internal_dim == vectors.shape[1]
     encoded = layout.encode(vectors)
@@ -291,6 +292,46 @@ def test_represent_layout_round_trip_and_constant_norm(uses_size, descriptor_dim
         np.testing.assert_allclose(chord, np.abs(vectors[0, e : e + 3] - vectors[1, e : e + 3]), rtol=0.1, atol=1e-3)
     with pytest.raises(ValueError, match="non-empty"):
         RepresentLayout.fit(np.zeros((0, 8)), 8, uses_size, descriptor_dim)
+    # Per-model block weights: the local block and the size chords scale, decoding does not change.
+    weighted = RepresentLayout.fit(cohort, 8, uses_size, descriptor_dim, local_weight=0.5, size_scale=2.0)
+    reweighted = weighted.encode(vectors)
+    np.testing.assert_allclose(weighted.decode(reweighted), vectors, rtol=1e-4, atol=1e-4)
+    if descriptor_dim:
+        at = 8 + (6 if uses_size else 0)
+        np.testing.assert_allclose(np.linalg.norm(reweighted[:, at : at + descriptor_dim], axis=1), 0.5, rtol=1e-5)
+    if uses_size:
+        np.testing.assert_allclose(reweighted[:, 8:14], 2.0 * layout.encode(vectors)[:, 8:14], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        RepresentLayout.fit(cohort, 8, uses_size, descriptor_dim, local_weight=0.0)
+
+
+def test_represent_weights_are_chosen_on_dev_pairs_and_read_from_the_metadata(tmp_path):
+    """choose_weights takes the grid's lowest plain-distance EER (ties: nearest the defaults); a
+    model's ``represent`` metadata sets its layout."""
+    from sigverify.models.layout import LOCAL_WEIGHT, choose_weights, one_reference_pair_eer
+
+    rng = np.random.default_rng(1)
+    writers, per_writer = 6, 8
+    keys = np.repeat(np.arange(writers), 2 * per_writer)
+    genuine = np.tile(np.r_[np.ones(per_writer, bool), np.zeros(per_writer, bool)], writers)
+    # Embedding and size are noise; only the local descriptor moves (a little) with a forgery: the
+    # heaviest local block and the lightest size block must win.
+    embedding = rng.normal(size=(len(keys), 8))
+    embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
+    size = rng.normal(scale=1.0, size=(len(keys), 3))
+    centres, shift = rng.normal(size=(writers, 16)), rng.normal(size=(writers, 16))
+    local = centres[keys] + np.where(genuine, 0.0, 0.6)[:, None] * shift[keys] + 0.35 * rng.normal(size=(len(keys), 16))
+    vectors = np.hstack([embedding, size, local])
+    chosen = choose_weights(vectors, vectors, keys, genuine, 8, True, 16)
+    assert (chosen["local_weight"], chosen["size_scale"]) == (4.0, 0.5)
+    assert chosen["dev_eer"] == min(chosen["dev_table"].values()) < chosen["dev_table"]["2.0 x 1.0"]
+    assert len(chosen["dev_table"]) == 15
+    # Nothing to tell the candidates apart: the defaults.
+    flat = np.hstack([embedding, np.zeros((len(keys), 3)), np.ones((len(keys), 16))])
+    same = choose_weights(flat, flat, keys, genuine, 8, True, 16)
+    assert (same["local_weight"], same["size_scale"]) == (LOCAL_WEIGHT, 1.0)
+    with pytest.raises(ValueError, match="skilled forgeries"):
+        one_reference_pair_eer(vectors[genuine], keys[genuine], genuine[genuine])
 
 
 @pytest.mark.slow

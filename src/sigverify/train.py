@@ -303,7 +303,9 @@ def calibrate_network(
         :func:`sigverify.calibration.reference_consistency_distance`), ``calibration`` (``{method: {str(R): entry}}``), ``background`` (``B x D`` vectors),
         ``cohort`` (``K x V`` full vectors: embedding [+ size] [+ local descriptor]),
         ``calibration_tta`` and ``cohort_tta`` (the same with test-time-augmented vectors; no
-        writer-dependent methods), ``size_weight``, ``size_weight_dev_table``.
+        writer-dependent methods), ``size_weight``, ``size_weight_dev_table``, ``represent`` (the
+        block weights of :func:`sigverify.represent`'s layout, :func:`sigverify.models.layout.choose_weights`;
+        ``None`` for a model without size or local head).
     """
     from .calibration import COHORT_SAMPLE, background_sample, calibrate_methods, reference_consistency_distance
     from .methods import METHODS, NEEDS_BACKGROUND, Cohort
@@ -345,6 +347,19 @@ def calibrate_network(
         full_vectors(dev_idx, tta=True), dev_records, background=None, vote_distance=distance_threshold, methods=[m for m in METHODS if m not in NEEDS_BACKGROUND], kind=kind,
         content_ids=dev_ids, comparator=comparator, cohort=Cohort(cohort_tta),
     )
+    represent = None
+    if size_weight or network.descriptor_dim:
+        from .models.layout import choose_weights
+
+        # sigverify.represent's block weights for plain-distance scorers, on the same dev writers
+        try:
+            represent = choose_weights(
+                cohort_vectors, dev_vectors, np.array([r.writer_key for r in dev_records]), np.array([r.is_genuine for r in dev_records]),
+                network.embedding_dim, bool(size_weight), network.descriptor_dim,
+            )
+            log(f"represent layout: local weight {represent['local_weight']}, size scale {represent['size_scale']} (dev plain-distance EER {100 * represent['dev_eer']:.2f} %)")
+        except ValueError as exc:  # e.g. dev writers without skilled forgeries: keep the default weights
+            log(f"represent layout: default weights ({exc})")
     log(f"calibrated {len(calibration)} methods ({len(calibration_tta)} with test-time augmentation) on {len({r.writer_key for r in dev_records})} dev writers; "
         f"size weight {size_weight}; one-reference distance threshold {distance_threshold:.4f}; reference-consistency limit {consistency_text}; background {len(background)} signatures, cohort {len(cohort_vectors)}")
     return {
@@ -356,6 +371,7 @@ def calibrate_network(
         "cohort_tta": cohort_tta,
         "size_weight": size_weight,
         "size_weight_dev_table": size_table,
+        "represent": represent,
     }
 
 
@@ -663,6 +679,7 @@ def finalize(
         "version": version,
         "preprocess": cache.config.to_dict(),
         **{key: calibrated[key] for key in ("thresholds", "size_weight", "size_weight_dev_table", "calibration", "calibration_tta")},
+        **({"represent": calibrated["represent"]} if calibrated["represent"] else {}),
         "dev_metrics": best.metadata.get("dev_metrics", {}),
         "selected_epoch": best.metadata.get("epoch", best.metadata.get("selected_epoch")),
         "training": {

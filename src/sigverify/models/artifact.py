@@ -84,13 +84,17 @@ class ModelArtifact:
         """How :func:`sigverify.represent` lays out this model's vectors for outside scorers (fitted
         once from the stored cohort, see :mod:`sigverify.models.layout`); ``None`` for a model
         calibrated before cohorts existed, whose vectors are handed out as they are compared."""
-        from .layout import RepresentLayout
+        from .layout import LOCAL_WEIGHT, RepresentLayout
 
         if self._layout is None:
             cohort = self.cohort_for(False)
             layout = None
             if cohort is not None:
-                layout = RepresentLayout.fit(cohort.vectors, self.network.embedding_dim, bool(self.size_weight), self.network.descriptor_dim)
+                weights = self.metadata.get("represent") or {}  # block weights chosen on the model's dev writers
+                layout = RepresentLayout.fit(
+                    cohort.vectors, self.network.embedding_dim, bool(self.size_weight), self.network.descriptor_dim,
+                    local_weight=float(weights.get("local_weight", LOCAL_WEIGHT)), size_scale=float(weights.get("size_scale", 1.0)),
+                )
             self._layout = (layout,)
         return self._layout[0]
 
