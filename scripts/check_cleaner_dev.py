@@ -11,7 +11,7 @@ Usage: python scripts/check_cleaner_dev.py [--model VERIFIER] [--method unet|cyc
    the mean ink-level quantiles of the trial's (cleaned) references, since no cleaner can know the pen.
    ``--kinds``: each noise kind alone (same seeds), noisy and cleaned, and the clean images through the
    cleaner - which clutter the cleaner repairs and which it does not.
-   ``--mask``: each cleaner's output used only as a mask over the scan (``cleaning.keep_scanned_ink``).
+   ``--mask``: each cleaner's output used only as a mask over the scan (``cleaning.evaluate.keep_scanned_ink``).
    ``--oracle``: where the document path's remaining damage lies - the same figure with everything
    outside the clean twin's ink box erased from each cleaned query, then with everything outside its
    ink mask (dilated 7 x 7) erased: residue beside and between the strokes, or far from them.
@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 
 from sigverify.api import load_model
-from sigverify.cleaning import keep_scanned_ink, load_cleaner, run_network
-from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, author_pairs, dev_clean_twins, matched_query_vectors, pair_scores
+from sigverify.cleaning import load_cleaner, run_network
+from sigverify.cleaning.evaluate import _eer_noisy_queries, _vectors, author_pairs, dev_clean_twins, keep_scanned_ink, matched_query_vectors, pair_scores
 from sigverify.datasets.tobacco import read_tobacco800
 from sigverify.imageio import load_gray
 from sigverify.metrics import auc

@@ -113,34 +113,6 @@ def run_network(artifact: CleanerArtifact, gray: np.ndarray) -> np.ndarray:
     return cv2.resize(cleaned, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def keep_scanned_ink(original: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
-    """The scan's own pixels wherever a cleaner left ink, paper everywhere else.
-
-    A learned cleaner finds the strokes but re-renders them (greyer, thinner, fainter than the pen
-    wrote them), and the verifier reads stroke darkness and width. Here the cleaner only decides
-    *where* the signature is: its output's Otsu ink mask (computed on a blurred copy, so it carries a
-    thin halo) selects the original grey levels.
-
-    Parameters
-    ----------
-    original
-        ``H x W`` uint8, the scanned crop (255 = paper).
-    cleaned
-        ``H x W`` uint8, a cleaner's output for ``original``.
-
-    Returns
-    -------
-    np.ndarray
-        ``H x W`` uint8.
-    """
-    if original.shape != cleaned.shape:
-        raise ValueError(f"original {original.shape} and cleaned {cleaned.shape} differ in size")
-    from ..preprocess import ink_mask
-
-    mask, _ = ink_mask(cleaned)
-    return np.where(mask, original, 255).astype(np.uint8)
-
-
 def clean(image: ImageSource, method: str = "unet", *, cleaner: Union[None, str, Path] = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Remove stamps, printed lines and text from a signature image.
 

@@ -49,6 +49,36 @@ def removed_ink(original: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
     return np.where(before & ~after, original, 255).astype(np.uint8)
 
 
+def keep_scanned_ink(original: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
+    """The scan's own pixels wherever a cleaner left ink, paper everywhere else (a variant measured in
+    stop 32 by ``scripts/check_tobacco_cleaner_variants.py`` and ``scripts/check_cleaner_dev.py --mask``,
+    not adopted: MODEL_CARD.md).
+
+    A learned cleaner finds the strokes but re-renders them (greyer, thinner, fainter than the pen
+    wrote them), and the verifier reads stroke darkness and width. Here the cleaner only decides
+    *where* the signature is: its output's Otsu ink mask (computed on a blurred copy, so it carries a
+    thin halo) selects the original grey levels.
+
+    Parameters
+    ----------
+    original
+        ``H x W`` uint8, the scanned crop (255 = paper).
+    cleaned
+        ``H x W`` uint8, a cleaner's output for ``original``.
+
+    Returns
+    -------
+    np.ndarray
+        ``H x W`` uint8.
+    """
+    if original.shape != cleaned.shape:
+        raise ValueError(f"original {original.shape} and cleaned {cleaned.shape} differ in size")
+    from ..preprocess import ink_mask
+
+    mask, _ = ink_mask(cleaned)
+    return np.where(mask, original, 255).astype(np.uint8)
+
+
 def fidelity(cleaned: np.ndarray, clean: np.ndarray) -> dict[str, float]:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
