@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -278,3 +279,44 @@ def test_author_pairs_need_two_authors_with_two_crops():
     assert all(labels[k] == 0 for k in range(2, len(pairs))) and len(pairs) == 2 + 8
     with pytest.raises(ValueError, match="two authors"):
         author_pairs(["a", "a", "b"])  # only one author repeats: no different-author pair among kept crops
+
+
+def test_keep_scanned_ink_keeps_the_scan_where_the_cleaner_left_ink(twin):
+    """The stop-32 mask variant: the cleaner decides where, the scan keeps its own grey levels."""
+    from sigverify.cleaning.evaluate import keep_scanned_ink
+
+    scan = np.where(twin < 128, 90, 255).astype(np.uint8)  # the pen as scanned: a mid grey
+    y = int(twin.shape[0] * 0.9)
+    scan[y : y + 3, :] = 20  # a ruled line the cleaner removed
+    cleaner_output = np.where(twin < 128, 170, 255).astype(np.uint8)  # strokes found, re-rendered faint
+    kept = keep_scanned_ink(scan, cleaner_output)
+    assert kept.shape == scan.shape and kept.dtype == np.uint8
+    strokes = (twin < 128) & (np.arange(twin.shape[0])[:, None] < y - 3)
+    assert strokes.sum() > 100 and (kept[strokes] == 90).all()
+    line_only = np.zeros_like(strokes)
+    line_only[y + 1, :] = True
+    line_only &= cv2.dilate((twin < 128).astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    assert line_only.sum() > 10 and (kept[line_only] == 255).all()
+    with pytest.raises(ValueError, match="differ in size"):
+        keep_scanned_ink(scan, cleaner_output[:-1])
+
+
+def test_clean_reference_pairs_pair_every_overlapped_crop_with_every_clean_one(tiny_model, monkeypatch, twin):
+    """Tobacco overlapped crops against clean references: only authors with both kinds, every pair,
+    labels by author, both protocols for every method."""
+    import sigverify
+    from sigverify.cleaning import evaluate
+
+    crops = {True: [(twin, "a"), (twin, "a"), (255 - twin // 2, "b"), (twin, "c")], False: [(twin, "a"), (255 - twin // 2, "b"), (twin, "d")]}
+    monkeypatch.setattr(evaluate, "tobacco_crops", lambda root, margin=0.05, overlapped=True: crops[overlapped])
+    artifact = sigverify.load_model(tiny_model)
+    scores, labels, pair_authors = evaluate.clean_reference_pair_scores(artifact, "unused", ["none", "classical"], {})
+    assert pair_authors.tolist() == [["a", "a"], ["a", "b"], ["a", "a"], ["a", "b"], ["b", "a"], ["b", "b"]]
+    assert labels.tolist() == [1, 0, 1, 0, 0, 1]
+    for protocol in ("query_cleaned", "document_path"):
+        assert set(scores[protocol]) == {"none", "classical"} and all(v.shape == (6,) for v in scores[protocol].values())
+    # "none" with plain references: the identical images are at distance zero
+    assert scores["query_cleaned"]["none"][0] == pytest.approx(0.0, abs=1e-4)
+    crops[False] = [(twin, "a")]
+    with pytest.raises(ValueError, match="fewer than two authors"):
+        evaluate.clean_reference_pair_scores(artifact, "unused", ["none"], {})

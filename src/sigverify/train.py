@@ -712,7 +712,7 @@ def recalibrate(run_dir: str | Path, *, log=print, command: Optional[str] = None
     """Refit a finished training run's calibration with this version's code, without training.
 
     The selected weights (``best.safetensors``) are kept; the size weight, the thresholds,
-    the per-method calibration, the WD background and the cohort are fitted again on the run's own dev writers
+    the per-method calibration, the WD background, the cohort and ``represent``'s block weights are fitted again on the run's own dev writers
     (its ``split.json``) exactly as :func:`finalize` fits them at the end of training, and
     ``model.safetensors`` is rewritten with a new version. The original training facts (command,
     wall time, the model it started from) are kept and the recalibration is recorded under
