@@ -153,13 +153,18 @@ def one_reference_pair_eer(vectors: np.ndarray, writer_keys: np.ndarray, genuine
     genuine-genuine against genuine-skilled forgery (as ``scripts/check_represent_distances.py``). ``vectors`` ``N x D``; ``writer_keys``, ``genuine`` ``(N,)``."""
     from ..metrics import eer
 
+    vectors = np.asarray(vectors, dtype=np.float64)
+
+    def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # float64 Gram form: no N x M x D array
+        return np.sqrt(np.maximum(0.0, (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * a @ b.T))
+
     labels, scores = [], []
     for writer in sorted(set(writer_keys.tolist())):
         g = np.flatnonzero((writer_keys == writer) & genuine)
         f = np.flatnonzero((writer_keys == writer) & ~genuine)
         upper = np.triu_indices(len(g), 1)
-        within = np.linalg.norm(vectors[g][:, None] - vectors[g][None], axis=2)[upper]
-        across = np.linalg.norm(vectors[g][:, None] - vectors[f][None], axis=2).ravel()
+        within = distances(vectors[g], vectors[g])[upper]
+        across = distances(vectors[g], vectors[f]).ravel()
         scores.append(-np.concatenate([within, across]))
         labels.append(np.concatenate([np.ones(len(within)), np.zeros(len(across))]))
     labels = np.concatenate(labels) if labels else np.zeros(0)
@@ -189,7 +194,7 @@ def choose_weights(
     for local_weight in locals_:
         for size_scale in scales:
             layout = RepresentLayout.fit(cohort, embedding_dim, uses_size, descriptor_dim, local_weight=local_weight, size_scale=size_scale)
-            table[(local_weight, size_scale)] = one_reference_pair_eer(layout.encode(dev_vectors).astype(np.float64), writer_keys, genuine)
+            table[(local_weight, size_scale)] = one_reference_pair_eer(layout.encode(dev_vectors), writer_keys, genuine)
     best = min(table.values())
     tied = [key for key, value in table.items() if value <= best + 0.0005]
     local_weight, size_scale = min(tied, key=lambda k: (abs(k[0] - LOCAL_WEIGHT) + abs(k[1] - 1.0), k))
