@@ -51,6 +51,8 @@ $S evaluate-detector ../shared/data/tobacco800_signatures --synthetic 60 --json 
 $S evaluate-cleaner ../shared/data/cedar ../shared/data/sigcomp2009 --tobacco ../shared/data/tobacco800_signatures \
   --grid benchmarks/plots/cleaners-tobacco800-grid.png --json benchmarks/cleaners.json
 .venv/bin/python scripts/tobacco_auc_bootstrap.py --json benchmarks/cleaners-tobacco800-bootstrap.json
+# Stop 32: overlapped crops against clean references of the same authors (also in cleaners.json).
+.venv/bin/python scripts/tobacco_auc_bootstrap.py --clean-references --json benchmarks/cleaners-tobacco800-clean-references.json
 # Stop 23: the reference-consistency warning on the shipped verifier's test writers.
 .venv/bin/python scripts/check_reference_quality.py src/sigverify/weights/default.safetensors ../shared/data/cedar ../shared/data/sigcomp2009 \
   --writers test --json benchmarks/reference-quality-test.json
