@@ -23,7 +23,7 @@ import torch
 import sigverify
 from sigverify.datasets import read_datasets
 from sigverify.metrics import eer
-from sigverify.models.layout import RepresentLayout
+from sigverify.models.layout import RepresentLayout, choose_weights
 
 DATA = ["../shared/data/cedar", "../shared/data/sigcomp2009"]
 
@@ -93,13 +93,14 @@ def main() -> None:
             report(f"round 2: {form} x{w_local}, centred size x{w_size}", np.hstack([embedding, w_size * centred, w_local * forms[form]]))
     layout = RepresentLayout.fit(train, e, True, d)
     report("round 3: constant norm (2, 1)", layout.encode(vectors))
-    if args.writers == "dev":  # stop 32: the constant-norm layout's two block weights, per model
-        for w_local, size_scale in itertools.product([0.25, 0.5, 1, 2, 4], [0.5, 1, 2]):
-            candidate = RepresentLayout.fit(train, e, True, d, local_weight=w_local, size_scale=size_scale)
-            report(f"round 4: local x{w_local}, size chord x{size_scale}", candidate.encode(vectors))
+    if args.writers == "dev":  # stop 32: the constant-norm layout's two block weights, as training chooses them
+        chosen = choose_weights(train, vectors, keys, genuine, e, True, d)
+        for name, value in chosen["dev_table"].items():
+            print(f"round 4: local x size chord {name:11s} Euclidean = cosine {100 * value:6.2f} %")
+        print(f"round 4 choice: local {chosen['local_weight']}, size chord {chosen['size_scale']}")
     chosen_weights = artifact.metadata.get("represent")
     if chosen_weights:
-        report(f"the model's layout {chosen_weights}", artifact.to_represented(vectors))
+        report(f"the model's layout {chosen_weights['local_weight']} x {chosen_weights['size_scale']}", artifact.to_represented(vectors))
 
 
 if __name__ == "__main__":

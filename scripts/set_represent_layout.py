@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 import sigverify
 from sigverify.datasets import read_datasets
-from sigverify.models.artifact import METADATA_KEY, read_metadata
+from sigverify.models.artifact import read_artifact, write_artifact
 from sigverify.models.layout import choose_weights
 
 
@@ -48,12 +47,9 @@ def main() -> None:
     for name, value in chosen["dev_table"].items():
         print(f"  {name:12s} {100 * value:6.2f} %")
     print(f"chosen: local weight {chosen['local_weight']}, size scale {chosen['size_scale']} ({100 * chosen['dev_eer']:.2f} %)")
-    metadata = read_metadata(path, required=("format",))
-    metadata["represent"] = chosen
-    tensors = load_file(str(path))
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
-    tmp.replace(path)
+    metadata, tensors = read_artifact(path)
+    # the tensors as stored: fp16 files stay fp16, fp32 files are not halved
+    write_artifact(path, tensors, {**metadata, "represent": chosen}, half=metadata.get("weights_dtype") == "float16")
     record = path.with_suffix(".json")
     if record.is_file():
         values = json.loads(record.read_text())
