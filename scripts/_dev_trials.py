@@ -1,7 +1,7 @@
 """Shared by the dev-writer checks of multi-reference scores: a model's learned distances among its dev
 writers' signatures and to its training-writer cohort, and the protocol's trials on them."""
 
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -17,6 +17,7 @@ class DevDistances(NamedTuple):
     within: np.ndarray  # learned distances between two signatures of one writer (inf across writers)
     scale: np.ndarray  # each signature's mean distance to its nearest COHORT_NEAREST_SHARE of the cohort
     cohort_size: int
+    cohort_sorted: Optional[np.ndarray] = None  # each signature's distances to the whole cohort, ascending
 
 
 def dev_distances(artifact: ModelArtifact, cache: Cache, *, tta: bool = False) -> DevDistances:
@@ -38,8 +39,15 @@ def dev_distances(artifact: ModelArtifact, cache: Cache, *, tta: bool = False) -
         members = np.flatnonzero(dev_keys == writer)
         within[np.ix_(members, members)] = comparator.matrix(vectors[members], vectors[members])
     nearest = max(1, int(round(COHORT_NEAREST_SHARE * len(cohort))))
-    scale = np.sort(comparator.matrix(vectors, cohort), axis=1)[:, :nearest].mean(axis=1)
-    return DevDistances(dev_idx, within, scale, len(cohort_idx))
+    cohort_sorted = np.sort(comparator.matrix(vectors, cohort), axis=1)
+    return DevDistances(dev_idx, within, cohort_sorted[:, :nearest].mean(axis=1), len(cohort_idx), cohort_sorted)
+
+
+def cohort_scale(dev: DevDistances, share: float) -> np.ndarray:
+    """Each dev signature's mean distance to its nearest ``share`` of the cohort (``dev.scale`` is
+    this at :data:`COHORT_NEAREST_SHARE`)."""
+    nearest = max(1, int(round(share * dev.cohort_size)))
+    return dev.cohort_sorted[:, :nearest].mean(axis=1)
 
 
 class TrialDistances(NamedTuple):
