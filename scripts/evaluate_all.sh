@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every figure quoted in MODEL_CARD.md and the issue notes, from the committed models and configs.
-# Long: about five and a half hours on the 2-core CPU (two hours of it the from-scratch 5-fold
-# training of the cohort-threshold run). Outputs go to benchmarks/.
+# Long: about eight hours on the 2-core CPU (four and a half of them the two from-scratch 5-fold
+# trainings of the cohort-threshold runs). Outputs go to benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/sigverify
@@ -40,6 +40,16 @@ $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-lo
 $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
   --runs-dir runs/cedar-5fold-extra-long --tta --json benchmarks/cedar-5fold-extra-local-long-tta.json --plots benchmarks/plots/cedar-5fold-extra-local-long-tta
 $S evaluate ../shared/data/cedar --refs 1 5 12 --draws 3 --tta --json benchmarks/default-cedar-tta.json
+# Stop 33: a second from-scratch run of the same recipe (seed 0; about 2 h of training on this CPU),
+# its dev-writer check of three more multi-reference scores, and its test folds, plain and with --tta.
+$S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-s32 --json benchmarks/cedar-5fold-s32-replicate.json --plots benchmarks/plots/cedar-5fold-s32-replicate
+for tta in "" --tta; do
+  .venv/bin/python scripts/check_cohort_interp_dev.py runs/cedar-5fold-s32/fold-{0,1,2,3,4}/stage-2/model.safetensors \
+    --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta
+done
+$S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml --folds 5 --extra-train ../shared/data/sigcomp2009 --refs 1 5 12 --draws 3 \
+  --runs-dir runs/cedar-5fold-s32 --tta --json benchmarks/cedar-5fold-s32-replicate-tta.json --plots benchmarks/plots/cedar-5fold-s32-replicate-tta
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
 [ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress
