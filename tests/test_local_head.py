@@ -200,3 +200,11 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
         recalibrate(bare, log=lambda _: None)
     with pytest.raises(FileNotFoundError, match="no such training run folder or model file"):
         recalibrate(tmp_path / "typo.safetensors", log=lambda _: None)
+    # Weights a script put in the run folder (scripts/last_epoch_init.py: another epoch, no dev metrics)
+    # are calibrated like any others, and the run says which epoch it holds.
+    best_metadata, best_tensors = read_artifact(Path(local).parent / "best.safetensors")
+    write_artifact(Path(local).parent / "best.safetensors", best_tensors, {**best_metadata, "epoch": 99, "dev_metrics": {}})
+    lines: list[str] = []
+    last = load_artifact(recalibrate(Path(local).parent, log=lines.append, command="last epoch"))
+    assert last.metadata["selected_epoch"] == 99 and last.metadata["dev_metrics"] == {}
+    assert "epoch 99, no dev EER recorded" in lines[-1]

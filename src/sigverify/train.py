@@ -703,8 +703,9 @@ def finalize(
     }
     path = save_model(target or out / "model.safetensors", network, metadata, extras={name: torch.from_numpy(calibrated[name]) for name in ("background", "cohort", "cohort_tta")})
     epoch = f"epoch {metadata['selected_epoch']}, " if metadata["selected_epoch"] is not None else ""
-    log(f"model: {path} ({epoch}dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, "
-        f"{wall_seconds / 60:.1f} min)")
+    # weights written by a script (e.g. a last-epoch export) carry no dev metrics of their epoch
+    dev_eer = f"dev EER {selection_key(metadata['dev_metrics']) * 100:.2f}%, " if metadata["dev_metrics"] else "no dev EER recorded, "
+    log(f"model: {path} ({epoch}{dev_eer}{wall_seconds / 60:.1f} min)")
     return path
 
 
