@@ -1,13 +1,14 @@
 """Shared by the dev-writer checks of multi-reference scores: a model's learned distances among its dev
 writers' signatures and to its training-writer cohort, and the protocol's trials on them."""
 
-from typing import Iterator, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
 from sigverify.cache import Cache
 from sigverify.calibration import COHORT_SAMPLE, background_sample
 from sigverify.methods import COHORT_NEAREST_SHARE
+from sigverify.metrics import eer
 from sigverify.models.artifact import ModelArtifact
 from sigverify.protocol import Trial, multi_reference_trials
 
@@ -66,6 +67,19 @@ def skilled_trials(cache: Cache, dev: DevDistances, n_refs: int, draws: int = 3)
     trial_set = multi_reference_trials(records, n_refs, draws=draws, seed=0, content_ids=[all_ids[i] for i in dev.index])
     for trial in trial_set.trials:
         yield trial.draw, trial_distances(trial, dev.within)
+
+
+def pooled_dev_eers(cache: Cache, dev: DevDistances, n_refs: int, score_trial: Callable[[TrialDistances], dict[str, np.ndarray]]) -> dict[str, float]:
+    """Each named score's pooled genuine-vs-skilled EER over the dev writers, the mean over the
+    protocol's draws. ``score_trial`` maps one trial to ``{name: Q raw scores}`` (higher = genuine)."""
+    scores: dict[int, dict[str, list[np.ndarray]]] = {}
+    labels: dict[int, list[np.ndarray]] = {}
+    for draw, trial in skilled_trials(cache, dev, n_refs):
+        for name, values in score_trial(trial).items():
+            scores.setdefault(draw, {}).setdefault(name, []).append(values)
+        labels.setdefault(draw, []).append(trial.labels)
+    names = scores[min(scores)].keys()
+    return {name: float(np.mean([eer(np.concatenate(labels[d]), np.concatenate(scores[d][name]))[0] for d in sorted(scores)])) for name in names}
 
 
 def trial_distances(trial: Trial, within: np.ndarray) -> TrialDistances:

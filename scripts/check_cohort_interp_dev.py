@@ -27,40 +27,32 @@ import torch
 
 from sigverify.cache import load_or_build
 from sigverify.datasets import read_datasets
-from sigverify.metrics import eer
-from sigverify.methods import COHORT_NEAREST_SHARE, MULTI_K_NEIGHBOURS
+from sigverify.methods import MULTI_K_NEIGHBOURS
 from sigverify.models.artifact import load_artifact
 
-from _dev_trials import TrialDistances, cohort_scale, dev_distances, skilled_trials
+from _dev_trials import TrialDistances, cohort_scale, dev_distances, multi_k_score, pooled_dev_eers
 
 
-def neighbour_statistics(trial: TrialDistances, k: int) -> tuple[np.ndarray, float]:
-    """(d_k per query, g_k) for one trial."""
-    d_k = trial.to_refs[:, :k].mean(axis=1)
-    g_k = float(trial.among[:, : min(k, len(trial.references) - 1)].mean())
-    return d_k, g_k
+def interp_score(trial: TrialDistances, scale: np.ndarray) -> np.ndarray:
+    """``interp``: mean over k in (1, 3, 5) of -(d_k - g_k) / (c - g_k) for a trial's queries."""
+    c = float(scale[trial.references].mean())
+    parts = []
+    for k in MULTI_K_NEIGHBOURS:
+        d_k = trial.to_refs[:, :k].mean(axis=1)
+        g_k = float(trial.among[:, : min(k, len(trial.references) - 1)].mean())
+        parts.append(-(d_k - g_k) / max(c - g_k, 1e-6))
+    return np.mean(parts, axis=0)
 
 
 def candidate_scores(trial: TrialDistances, scales: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each candidate's raw scores (higher = more likely genuine) for one trial's queries."""
-    n_refs = len(trial.references)
-    out = {}
-    for suffix, scale in (("", scales["near20"]), ("-near5", scales["near5"])):
-        c = float(scale[trial.references].mean())
-        for name, ks in (("cohort-multi-k", MULTI_K_NEIGHBOURS), ("multi-k-all", (*MULTI_K_NEIGHBOURS, n_refs))):
-            if suffix and name == "multi-k-all":
-                continue
-            parts = []
-            for k in ks:
-                d_k, g_k = neighbour_statistics(trial, k)
-                parts.append(-d_k / np.sqrt(max(g_k, 1e-6) * max(c, 1e-6)))
-            out[name + suffix] = np.mean(parts, axis=0)
-        parts = []
-        for k in MULTI_K_NEIGHBOURS:
-            d_k, g_k = neighbour_statistics(trial, k)
-            parts.append(-(d_k - g_k) / max(c - g_k, 1e-6))
-        out["interp" + suffix] = np.mean(parts, axis=0)
-    return out
+    return {
+        "cohort-multi-k": multi_k_score(trial, scales["near20"]),
+        "multi-k-all": multi_k_score(trial, scales["near20"], (*MULTI_K_NEIGHBOURS, len(trial.references))),
+        "interp": interp_score(trial, scales["near20"]),
+        "cohort-multi-k-near5": multi_k_score(trial, scales["near5"]),
+        "interp-near5": interp_score(trial, scales["near5"]),
+    }
 
 
 def model_eers(model: str, data: list[str], refs: list[int], tta: bool) -> dict[str, dict[str, float]]:
@@ -69,22 +61,12 @@ def model_eers(model: str, data: list[str], refs: list[int], tta: bool) -> dict[
     cache = load_or_build(read_datasets(data), artifact.preprocess, log=None)
     started = time.time()
     dev = dev_distances(artifact, cache, tta=tta)
-    scales = {"near20": cohort_scale(dev, COHORT_NEAREST_SHARE), "near5": cohort_scale(dev, 0.05)}
+    scales = {"near20": dev.scale, "near5": cohort_scale(dev, 0.05)}
     writers = len({cache.records[i].writer_key for i in dev.index})
     print(f"{model}: {len(dev.index)} images of {writers} dev writers, cohort {dev.cohort_size}, {time.time() - started:.0f} s", flush=True)
     results = {}
     for n_refs in refs:
-        scores: dict[int, dict[str, list[np.ndarray]]] = {}
-        labels: dict[int, list[np.ndarray]] = {}
-        for draw, trial in skilled_trials(cache, dev, n_refs):
-            for name, values in candidate_scores(trial, scales).items():
-                scores.setdefault(draw, {}).setdefault(name, []).append(values)
-            labels.setdefault(draw, []).append(trial.labels)
-        per_draw: dict[str, list[float]] = {}
-        for draw in sorted(scores):
-            for name, values in scores[draw].items():
-                per_draw.setdefault(name, []).append(eer(np.concatenate(labels[draw]), np.concatenate(values))[0])
-        results[str(n_refs)] = {name: float(np.mean(v)) for name, v in per_draw.items()}
+        results[str(n_refs)] = pooled_dev_eers(cache, dev, n_refs, lambda trial: candidate_scores(trial, scales))
         print(f"  R={n_refs}: " + "  ".join(f"{name} {100 * v:.2f}" for name, v in results[str(n_refs)].items()), flush=True)
     return results
 

@@ -20,20 +20,14 @@ import torch
 
 from sigverify.cache import load_or_build
 from sigverify.datasets import read_datasets
-from sigverify.metrics import eer
 from sigverify.models.artifact import load_artifact
 
-from _dev_trials import DevDistances, dev_distances, multi_k_score, skilled_trials
+from _dev_trials import DevDistances, dev_distances, multi_k_score, pooled_dev_eers
 
 
 def pooled_eer(cache, dev: DevDistances, n_refs: int) -> float:
     """Mean over draws of the pooled genuine-vs-skilled EER of the multi-k statistic."""
-    scores: dict[int, list[np.ndarray]] = {}
-    labels: dict[int, list[np.ndarray]] = {}
-    for draw, trial in skilled_trials(cache, dev, n_refs):
-        scores.setdefault(draw, []).append(multi_k_score(trial, dev.scale))
-        labels.setdefault(draw, []).append(trial.labels)
-    return float(np.mean([eer(np.concatenate(labels[d]), np.concatenate(scores[d]))[0] for d in sorted(scores)]))
+    return pooled_dev_eers(cache, dev, n_refs, lambda trial: {"multi-k": multi_k_score(trial, dev.scale)})["multi-k"]
 
 
 def main() -> None:

@@ -22,10 +22,9 @@ import torch
 
 from sigverify.cache import load_or_build
 from sigverify.datasets import read_datasets
-from sigverify.metrics import eer
 from sigverify.models.artifact import load_artifact
 
-from _dev_trials import dev_distances, multi_k_score, skilled_trials
+from _dev_trials import dev_distances, multi_k_score, pooled_dev_eers
 
 
 def variant_scores(d3: np.ndarray, spread: float, loo: np.ndarray, query_scale: np.ndarray, reference_scale: float) -> dict[str, np.ndarray]:
@@ -61,9 +60,8 @@ def main() -> None:
     print(f"{len(dev.index)} images of {len(dev_keys)} dev writers, cohort {dev.cohort_size}; distances in {time.time() - started:.0f} s")
     results = {}
     for n_refs in args.refs:
-        scores: dict[int, dict[str, list[np.ndarray]]] = {}
-        labels: dict[int, list[np.ndarray]] = {}
-        for draw, trial in skilled_trials(cache, dev, n_refs):
+
+        def score_trial(trial):
             d3 = trial.to_refs[:, :3].mean(axis=1)
             loo = trial.among[:, : min(3, len(trial.references) - 1)].mean(axis=1)
             reference_scale = dev.scale[trial.references].mean()
@@ -71,14 +69,9 @@ def main() -> None:
             # stop 22: the loo-r statistic with k nearest instead of 3, and its mean over k in 1, 3, 5
             variants.update({f"loo-r-k{k}": multi_k_score(trial, dev.scale, (k,)) for k in (1, 2, 5)})
             variants["loo-r-multi-k"] = multi_k_score(trial, dev.scale)
-            for name, values in variants.items():
-                scores.setdefault(draw, {}).setdefault(name, []).append(values)
-            labels.setdefault(draw, []).append(trial.labels)
-        per_draw: dict[str, list[float]] = {}
-        for draw in sorted(scores):
-            for name, values in scores[draw].items():
-                per_draw.setdefault(name, []).append(eer(np.concatenate(labels[draw]), np.concatenate(values))[0])
-        results[str(n_refs)] = {name: float(np.mean(v)) for name, v in per_draw.items()}
+            return variants
+
+        results[str(n_refs)] = pooled_dev_eers(cache, dev, n_refs, score_trial)
         print(f"R={n_refs}: " + "  ".join(f"{name} {100 * v:.2f}" for name, v in results[str(n_refs)].items()))
     if args.json:
         with open(args.json, "w") as handle:
