@@ -65,6 +65,12 @@ for tta in "" --tta; do
   .venv/bin/python scripts/check_cohort_interp_dev.py runs/cedar-5fold-s34-f4/fold-{0,1,2,3,4}/stage-2/model.safetensors \
     --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta --json benchmarks/stop34-forged4-fold-dev${tta:+-tta}.json
 done
+# Stop 34: a logistic-regression fusion of nine multi-reference statistics, leave one dev writer out
+# within each fold's dev writers, on the s32 fold models (failed its bar; nothing built).
+for tta in "" --tta; do
+  .venv/bin/python scripts/check_learned_fusion_dev.py runs/cedar-5fold-s32/fold-{0,1,2,3,4}/stage-2/model.safetensors \
+    --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta --json benchmarks/stop34-learned-fusion-fold-dev${tta:+-tta}.json
+done
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
 [ -f runs/sigcomp-only/model.safetensors ] || $S train ../shared/data/sigcomp2009 --config configs/fold.toml --out runs/sigcomp-only --name sigcomp-only --no-progress
