@@ -1,15 +1,20 @@
 """Shared by the dev-writer checks of multi-reference scores: a model's learned distances among its dev
 writers' signatures and to its training-writer cohort, and the protocol's trials on them."""
 
-from typing import Callable, Iterator, NamedTuple, Optional
+import argparse
+import json
+import time
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
+import torch
 
-from sigverify.cache import Cache
+from sigverify.cache import Cache, load_or_build
 from sigverify.calibration import COHORT_SAMPLE, background_sample
+from sigverify.datasets import read_datasets
 from sigverify.methods import COHORT_NEAREST_SHARE
 from sigverify.metrics import eer
-from sigverify.models.artifact import ModelArtifact
+from sigverify.models.artifact import ModelArtifact, load_artifact
 from sigverify.protocol import Trial, multi_reference_trials
 
 
@@ -102,3 +107,42 @@ def multi_k_score(trial: TrialDistances, scale: np.ndarray, ks: tuple[int, ...] 
         loo_k = trial.among[:, : min(k, len(trial.references) - 1)].mean(axis=1)
         scores.append(-d_k / np.sqrt(loo_k.mean() * reference_scale))
     return np.mean(scores, axis=0)
+
+
+def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDistances, int], dict[str, float]],
+                       extra_json: Optional[dict[str, Any]] = None) -> None:
+    """The command line of a check of candidates against ``cohort-multi-k`` on several fold models' dev
+    writers: ``MODEL... --data DATA... [--refs R...] [--tta] [--json OUT]``. ``candidate_eers(cache, dev,
+    R)`` gives one model's ``{name: pooled dev EER}`` (``cohort-multi-k`` among the names); printed per
+    model, then the mean over models and its difference from ``cohort-multi-k``; ``--json`` writes
+    models, tta, per_model, mean and ``extra_json``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("models", nargs="+", help="fold models (each scored on its own dev writers)")
+    parser.add_argument("--data", nargs="+", required=True, help="the datasets the models were trained on")
+    parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
+    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
+    parser.add_argument("--json", help="write the EERs here")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    datasets = read_datasets(args.data)
+    per_model: dict[str, dict[str, dict[str, float]]] = {}
+    for model in args.models:
+        artifact = load_artifact(model)
+        cache = load_or_build(datasets, artifact.preprocess, log=None)
+        started = time.time()
+        dev = dev_distances(artifact, cache, tta=args.tta)
+        per_model[model] = {str(n_refs): candidate_eers(cache, dev, n_refs) for n_refs in args.refs}
+        writers = len({cache.records[i].writer_key for i in dev.index})
+        print(f"{model}: {len(dev.index)} images of {writers} dev writers, cohort {dev.cohort_size}, {time.time() - started:.0f} s", flush=True)
+        for n_refs, figures in per_model[model].items():
+            print(f"  R={n_refs}: " + "  ".join(f"{name} {100 * v:.2f}" for name, v in figures.items()), flush=True)
+    summary = {}
+    for n_refs in map(str, args.refs):
+        names = per_model[args.models[0]][n_refs]
+        summary[n_refs] = {name: float(np.mean([r[n_refs][name] for r in per_model.values()])) for name in names}
+        baseline = summary[n_refs]["cohort-multi-k"]
+        print(f"mean over {len(per_model)} models, R={n_refs}: "
+              + "  ".join(f"{name} {100 * v:.2f} ({100 * (v - baseline):+.2f})" for name, v in summary[n_refs].items()))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"models": args.models, "tta": args.tta, "per_model": per_model, "mean": summary, **(extra_json or {})}, handle, indent=1)

@@ -18,19 +18,12 @@ d_k = the query's mean distance to its k nearest references, g_k = the reference
 their k nearest other references (leave one out), c = the references' mean cohort scale.
 """
 
-import argparse
-import json
-import time
-
 import numpy as np
-import torch
 
-from sigverify.cache import load_or_build
-from sigverify.datasets import read_datasets
+from sigverify.cache import Cache
 from sigverify.methods import MULTI_K_NEIGHBOURS
-from sigverify.models.artifact import load_artifact
 
-from _dev_trials import TrialDistances, cohort_scale, dev_distances, multi_k_score, pooled_dev_eers
+from _dev_trials import DevDistances, TrialDistances, cohort_scale, multi_k_score, pooled_dev_eers, run_fold_dev_check
 
 
 def interp_score(trial: TrialDistances, scale: np.ndarray) -> np.ndarray:
@@ -55,43 +48,11 @@ def candidate_scores(trial: TrialDistances, scales: dict[str, np.ndarray]) -> di
     }
 
 
-def model_eers(model: str, data: list[str], refs: list[int], tta: bool) -> dict[str, dict[str, float]]:
-    """{R: {candidate: pooled dev EER, mean over draws}} for one model's dev writers."""
-    artifact = load_artifact(model)
-    cache = load_or_build(read_datasets(data), artifact.preprocess, log=None)
-    started = time.time()
-    dev = dev_distances(artifact, cache, tta=tta)
+def candidate_eers(cache: Cache, dev: DevDistances, n_refs: int) -> dict[str, float]:
+    """Every candidate's pooled dev EER at ``n_refs`` references."""
     scales = {"near20": dev.scale, "near5": cohort_scale(dev, 0.05)}
-    writers = len({cache.records[i].writer_key for i in dev.index})
-    print(f"{model}: {len(dev.index)} images of {writers} dev writers, cohort {dev.cohort_size}, {time.time() - started:.0f} s", flush=True)
-    results = {}
-    for n_refs in refs:
-        results[str(n_refs)] = pooled_dev_eers(cache, dev, n_refs, lambda trial: candidate_scores(trial, scales))
-        print(f"  R={n_refs}: " + "  ".join(f"{name} {100 * v:.2f}" for name, v in results[str(n_refs)].items()), flush=True)
-    return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="fold models (each scored on its own dev writers)")
-    parser.add_argument("--data", nargs="+", required=True, help="the datasets the models were trained on")
-    parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
-    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
-    parser.add_argument("--json", help="write the EERs here")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    per_model = {model: model_eers(model, args.data, args.refs, args.tta) for model in args.models}
-    summary = {}
-    for n_refs in map(str, args.refs):
-        names = next(iter(per_model.values()))[n_refs]
-        summary[n_refs] = {name: float(np.mean([r[n_refs][name] for r in per_model.values()])) for name in names}
-        baseline = summary[n_refs]["cohort-multi-k"]
-        print(f"mean over {len(per_model)} models, R={n_refs}: "
-              + "  ".join(f"{name} {100 * v:.2f} ({100 * (v - baseline):+.2f})" for name, v in summary[n_refs].items()))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"models": args.models, "tta": args.tta, "per_model": per_model, "mean": summary}, handle, indent=1)
+    return pooled_dev_eers(cache, dev, n_refs, lambda trial: candidate_scores(trial, scales))
 
 
 if __name__ == "__main__":
-    main()
+    run_fold_dev_check(__doc__.splitlines()[0], candidate_eers)

@@ -17,22 +17,15 @@ cohort-multi-k's score, -d3 / spread, -(d3 - mean LOO3) / std LOO3, -d3 / sqrt(q
 scale), log d1, log d3, log references' scale, log query scale, log mean LOO3.
 """
 
-import argparse
-import json
-import time
-
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sigverify.cache import Cache, load_or_build
-from sigverify.datasets import read_datasets
+from sigverify.cache import Cache
 from sigverify.metrics import eer
-from sigverify.models.artifact import load_artifact
 
-from _dev_trials import DevDistances, TrialDistances, dev_distances, multi_k_score, skilled_trials
+from _dev_trials import DevDistances, TrialDistances, multi_k_score, run_fold_dev_check, skilled_trials
 
 FEATURES = ("cohort-multi-k", "writer-threshold", "loo-z", "s-ratio", "log-d1", "log-d3", "log-ref-scale", "log-query-scale", "log-loo3")
 
@@ -82,34 +75,5 @@ def held_out_eers(cache: Cache, dev: DevDistances, n_refs: int) -> dict[str, flo
     return {name: float(np.mean(values)) for name, values in figures.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="one fold model each (its metadata names its dev writers)")
-    parser.add_argument("--data", nargs="+", required=True, help="the datasets the models were trained on")
-    parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
-    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
-    parser.add_argument("--json", help="write the EERs here")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    datasets = read_datasets(args.data)
-    per_model: dict[str, dict[str, dict[str, float]]] = {}
-    for path in args.models:
-        started = time.time()
-        artifact = load_artifact(path)
-        cache = load_or_build(datasets, artifact.preprocess, log=None)
-        dev = dev_distances(artifact, cache, tta=args.tta)
-        per_model[path] = {str(r): held_out_eers(cache, dev, r) for r in args.refs}
-        print(f"{path}: {time.time() - started:.0f} s")
-        for r in args.refs:
-            print(f"  R={r}: " + "  ".join(f"{name} {100 * v:.2f}" for name, v in per_model[path][str(r)].items()))
-    mean = {str(r): {name: float(np.mean([per_model[p][str(r)][name] for p in args.models])) for name in ("cohort-multi-k", "learned-fusion")} for r in args.refs}
-    for r in args.refs:
-        base = mean[str(r)]["cohort-multi-k"]
-        print(f"mean over {len(args.models)} models, R={r}: " + "  ".join(f"{name} {100 * v:.2f} ({100 * (v - base):+.2f})" for name, v in mean[str(r)].items()))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"models": args.models, "tta": args.tta, "features": FEATURES, "per_model": per_model, "mean": mean}, handle, indent=1)
-
-
 if __name__ == "__main__":
-    main()
+    run_fold_dev_check(__doc__.splitlines()[0], held_out_eers, extra_json={"features": FEATURES})
