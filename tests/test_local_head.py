@@ -3,6 +3,7 @@ trained embedding, and every decision method and the facade on a model that has 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,59 @@ def test_local_head_settings_are_checked():
         TrainConfig(loss="triplet-hard", local_head={"projected": 4})
 
 
+def test_reference_episode_scores_are_cohort_multi_k_on_the_batch():
+    """The training episode's statistic is the decision method's, computed on the same distances:
+    each writer's 3 references, the other writers' references as the cohort."""
+    from sigverify.methods import EUCLIDEAN, Cohort, raw_scores
+    from sigverify.models.local import episode_loss, episode_scores, reference_episode
+
+    writer = np.repeat(np.arange(4), 6)  # 4 writers x (5 genuine + 1 forgery), a P x K batch
+    genuine = np.tile([True] * 5 + [False], 4)
+    episode = reference_episode(writer, genuine, rng=np.random.default_rng(3))
+    assert episode.references.shape == (4, 3)
+    assert all((writer[row] == writer[episode.references[w, 0]]) for row, w in zip(episode.query_rows, episode.query_writer))
+    assert sorted(episode.query_genuine.tolist()) == [False] * 4 + [True] * 8  # 2 genuine + 1 forgery each
+    assert not set(episode.references.ravel()) & set(episode.query_rows.tolist())
+
+    vectors = np.random.default_rng(4).normal(size=(len(writer), 7))
+    distances = torch.tensor(np.linalg.norm(vectors[episode.pair_first] - vectors[episode.pair_second], axis=1), requires_grad=True)
+    scores = episode_scores(distances, episode)
+    flat = episode.references.ravel()
+    for w, refs in enumerate(episode.references):
+        cohort = Cohort(vectors[[r for r in flat if r not in refs]])
+        queries = episode.query_rows[episode.query_writer == w]
+        expected = raw_scores("cohort-multi-k", vectors[refs], vectors[queries], comparator=EUCLIDEAN, cohort=cohort)
+        np.testing.assert_allclose(scores.detach().numpy()[episode.query_writer == w], expected, rtol=1e-6)
+
+    loss = episode_loss(scores, episode.query_genuine)
+    loss.backward()
+    assert loss.item() > 0 and distances.grad.abs().sum() > 0
+    # In units of the batch's own spread: forgeries far below every genuine query cost little (two tight
+    # classes sit about 2 spreads apart: softplus(-2) = 0.13), the reverse a lot, and scale does not matter.
+    separated = torch.where(torch.as_tensor(episode.query_genuine), 10.0, -10.0) + torch.linspace(0, 1, len(scores))
+    assert episode_loss(separated, episode.query_genuine) < 0.15 and episode_loss(-separated, episode.query_genuine) > 2.0
+    assert episode_loss(separated * 7, episode.query_genuine).item() == pytest.approx(episode_loss(separated, episode.query_genuine).item(), rel=1e-5)
+    # A writer without enough genuine images or without a forgery is left out; one writer left is no episode.
+    no_forgery = np.tile([True] * 5 + [False], 2)
+    no_forgery[11] = True  # writer 1 without a forgery
+    assert reference_episode(writer[:12], no_forgery, rng=np.random.default_rng(0)) is None
+    too_few = np.tile([True] * 5 + [False], 2)
+    too_few[7:10] = False  # writer 1 with 3 genuine rows
+    assert reference_episode(writer[:12], too_few, rng=np.random.default_rng(0)) is None
+    assert reference_episode(writer[:12], np.tile([True] * 5 + [False], 2), rng=np.random.default_rng(0)) is not None
+
+
+def test_episode_settings_are_checked():
+    from sigverify.train import TrainConfig
+
+    with pytest.raises(ValueError, match="episode_weight"):
+        TrainConfig(loss="triplet-hard", episode_weight=1.0)
+    with pytest.raises(ValueError, match="episode_weight"):
+        TrainConfig(loss="local-pair", episode_weight=-1.0)
+    with pytest.raises(ValueError, match="selection"):
+        TrainConfig(loss="local-pair", selection="best")
+
+
 def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, toy_data, monkeypatch):
     import sigverify
     from sigverify.methods import METHODS
@@ -145,6 +199,18 @@ def test_local_head_trains_from_an_embedding_and_serves_every_method(tmp_path, t
     one = sigverify.verify(paths[0], [vectors[1]], model=str(local), method="single")
     entry = pick_entry(artifact.calibration, "single", 1)
     assert one["score"] == pytest.approx(float(to_probability(entry, -learned[0, :1])[0]), abs=1e-5)
+
+    # The pooled multi-reference term trains on top of the pair loss, and "last" keeps the last epoch
+    # whatever the dev EER says.
+    episode = train(
+        TrainConfig(data=[str(toy_data)], out=str(tmp_path / "episode"), loss="local-pair", init=str(local), epochs=2, cache_dir=cache,
+                    local_head={"projected": 4, "hidden": 8}, trunk_lr_scale=0.1, local_random_pairs=8, episode_weight=1.0,
+                    selection="last", **SETTINGS),
+        log=lambda _: None, progress=False,
+    )
+    assert load_artifact(episode).metadata["selected_epoch"] == 2
+    history = json.loads((tmp_path / "episode" / "log.json").read_text())
+    assert all(np.isfinite(row["loss"]) for row in history)
 
     # Recalibration refits what training fitted on the dev writers, without touching the weights.
     from sigverify.train import recalibrate

@@ -114,6 +114,13 @@ class TrainConfig(TomlConfig):
     local_head: dict[str, Any] = field(default_factory=dict)
     trunk_lr_scale: float = 1.0
     local_random_pairs: int = 64
+    # loss "local-pair" only: weight of a second term that scores each batch the way cohort-multi-k
+    # scores test writers (per writer 3 genuine references, the rest of its genuine images and its
+    # forgeries questioned, the other writers' references as cohort) and ranks every genuine query
+    # above every forgery across writers, i.e. for one pooled threshold (models.local.episode_loss).
+    episode_weight: float = 0.0
+    # Which epoch's weights become the model: "dev" the lowest one-reference dev EER, "last" the last.
+    selection: str = "dev"
     # Exponential moving average of the weights (and batch-norm statistics), decay per step; 0: off.
     # When on, dev selection, the checkpoints' "best" and the saved model use the averaged weights.
     ema_decay: float = 0.0
@@ -135,6 +142,10 @@ class TrainConfig(TomlConfig):
             raise ValueError('local_head is used by loss "local-pair" only')
         if self.trunk_lr_scale < 0 or self.local_random_pairs < 0:
             raise ValueError("trunk_lr_scale and local_random_pairs must not be negative")
+        if self.episode_weight < 0 or (self.episode_weight and self.loss != "local-pair"):
+            raise ValueError('episode_weight must not be negative, and is used by loss "local-pair" only')
+        if self.selection not in ("dev", "last"):
+            raise ValueError(f'selection must be "dev" or "last", not {self.selection!r}')
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
         check_device_name(self.device)
@@ -215,16 +226,23 @@ def _labels_for(cache: Cache, indices: Sequence[int], writer_ids: dict[str, int]
     return torch.tensor(labels, dtype=torch.long)
 
 
-def _local_pair_loss(network: SiameseModel, cache: Cache, batch, writer_ids: dict[str, int], descriptors: torch.Tensor, embeddings: torch.Tensor, random_pairs: int, generator: torch.Generator) -> torch.Tensor:
-    """The local head's loss on the batch's pairs; a forgery belongs to the writer it imitates."""
-    from .models.local import batch_pairs, comparator_loss
+def _local_pair_loss(network: SiameseModel, cache: Cache, batch, writer_ids: dict[str, int], descriptors: torch.Tensor, embeddings: torch.Tensor, random_pairs: int, generator: torch.Generator, episode_weight: float = 0.0) -> torch.Tensor:
+    """The local head's loss on the batch's pairs; a forgery belongs to the writer it imitates. With
+    ``episode_weight``, plus that times the pooled multi-reference ranking term (``episode_loss``)."""
+    from .models.local import balanced_bce, batch_pairs, comparator_loss, episode_loss, episode_scores, pair_logits, reference_episode
 
     writer = np.array([writer_ids[cache.records[i].writer_key] for i in batch])
     genuine = np.array([cache.records[i].label == GENUINE for i in batch])
     # Drawn from the saved torch generator, so a resumed run picks the same pairs.
     rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
     first, second, target = batch_pairs(writer, genuine, random_pairs=random_pairs, rng=rng)
-    return comparator_loss(network.local, descriptors, embeddings, first, second, target)
+    episode = reference_episode(writer, genuine, rng=rng) if episode_weight else None
+    if episode is None:
+        return comparator_loss(network.local, descriptors, embeddings, first, second, target)
+    # One pass of the head over both sets of pairs: its batch norm sees one batch, as without the term.
+    logits = pair_logits(network.local, descriptors, embeddings, np.concatenate([first, episode.pair_first]), np.concatenate([second, episode.pair_second]))
+    scores = episode_scores(torch.nn.functional.softplus(-logits[len(first):]), episode)
+    return balanced_bce(logits[: len(first)], target) + episode_weight * episode_loss(scores, episode.query_genuine)
 
 
 def dev_metrics(network: SiameseModel, cache: Cache, dev_indices: np.ndarray, *, bf16: bool, seed: int = 0) -> dict[str, float]:
@@ -571,7 +589,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
                     raw = network(x)
             embeddings = torch.nn.functional.normalize(raw.float(), dim=1)
             if network.local is not None:
-                loss = _local_pair_loss(network, cache, batch, writer_ids, descriptors.float(), embeddings, config.local_random_pairs, generator)
+                loss = _local_pair_loss(network, cache, batch, writer_ids, descriptors.float(), embeddings, config.local_random_pairs, generator, config.episode_weight)
             elif triplet_loss is not None:
                 loss = triplet_loss(embeddings, labels, config.margin)
             elif config.loss == "contrastive":
@@ -606,7 +624,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             "dev_auc": metrics["auc"],
         }
         history.append(row)
-        improved = key < best
+        improved = key < best or config.selection == "last"
         if improved:
             best = key
             save_model(

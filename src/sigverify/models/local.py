@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
@@ -120,15 +121,122 @@ def batch_pairs(writer: np.ndarray, genuine: np.ndarray, *, random_pairs: int, r
     return np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64), np.asarray(target, dtype=np.float32)
 
 
-def comparator_loss(comparator: LocalComparator, descriptors: torch.Tensor, vectors: torch.Tensor, first: np.ndarray, second: np.ndarray, target: np.ndarray) -> torch.Tensor:
-    """Mean binary cross-entropy of the pair logits (positives and negatives weighted equally)."""
+def pair_logits(comparator: LocalComparator, descriptors: torch.Tensor, vectors: torch.Tensor, first: np.ndarray, second: np.ndarray) -> torch.Tensor:
+    """The comparator's logits (``N``) of the pairs ``(first[i], second[i])`` of batch rows."""
     a, b = torch.as_tensor(first, device=descriptors.device), torch.as_tensor(second, device=descriptors.device)
-    logits = comparator.logit(descriptors[a], descriptors[b], (vectors[a] - vectors[b]).norm(dim=1))
-    targets = torch.as_tensor(target, device=descriptors.device)
+    return comparator.logit(descriptors[a], descriptors[b], (vectors[a] - vectors[b]).norm(dim=1))
+
+
+def balanced_bce(logits: torch.Tensor, target: np.ndarray) -> torch.Tensor:
+    """Mean binary cross-entropy of pair logits, positives and negatives weighted equally."""
+    targets = torch.as_tensor(target, device=logits.device)
     positive = targets.sum().clamp_min(1.0)
     negative = (1 - targets).sum().clamp_min(1.0)
     weights = targets / positive + (1 - targets) / negative
     return (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / 2
+
+
+def comparator_loss(comparator: LocalComparator, descriptors: torch.Tensor, vectors: torch.Tensor, first: np.ndarray, second: np.ndarray, target: np.ndarray) -> torch.Tensor:
+    """Mean binary cross-entropy of the pair logits (positives and negatives weighted equally)."""
+    return balanced_bce(pair_logits(comparator, descriptors, vectors, first, second), target)
+
+
+EPISODE_REFERENCES = 3
+
+
+@dataclass(frozen=True)
+class ReferenceEpisode:
+    """A batch seen the way ``cohort-multi-k`` sees a test writer: per writer, some genuine images are
+    its references, its other genuine images and its skilled forgeries are questioned against them,
+    and the other writers' references are the cohort.
+
+    ``references``: ``W x R`` batch rows; ``query_rows``, ``query_writer`` (row of ``references``) and
+    ``query_genuine``: ``Q`` each; ``pair_first``/``pair_second``: the pairs whose distances
+    :func:`episode_loss` needs, first every reference pair (upper triangle of the ``WR x WR``
+    matrix of the flattened references), then each query against its writer's ``R`` references.
+    """
+
+    references: np.ndarray
+    query_rows: np.ndarray
+    query_writer: np.ndarray
+    query_genuine: np.ndarray
+    pair_first: np.ndarray
+    pair_second: np.ndarray
+
+
+def reference_episode(writer: np.ndarray, genuine: np.ndarray, *, rng: np.random.Generator, references: int = EPISODE_REFERENCES) -> Optional[ReferenceEpisode]:
+    """Draw a :class:`ReferenceEpisode` from a batch (``B`` writer ids and genuine flags, a forgery
+    carrying the id of the writer it imitates). Writers with fewer than ``references + 1`` distinct
+    genuine rows, or with no skilled forgery in the batch, are left out; None when fewer than two
+    writers remain (no cohort) - the caller then trains on the pair loss alone."""
+    kept, queries, query_writer, query_genuine = [], [], [], []
+    for w in np.unique(writer):
+        own_genuine = np.flatnonzero((writer == w) & genuine)
+        forged = np.flatnonzero((writer == w) & ~genuine)
+        if len(own_genuine) < references + 1 or len(forged) == 0:
+            continue
+        own_genuine = rng.permutation(own_genuine)
+        kept.append(own_genuine[:references])
+        rest = own_genuine[references:]
+        queries += [*rest, *forged]
+        query_writer += [len(kept) - 1] * (len(rest) + len(forged))
+        query_genuine += [True] * len(rest) + [False] * len(forged)
+    if len(kept) < 2:
+        return None
+    refs = np.stack(kept)
+    flat = refs.ravel()
+    upper_i, upper_j = np.triu_indices(len(flat), k=1)
+    query_rows, query_writer = np.asarray(queries, dtype=np.int64), np.asarray(query_writer, dtype=np.int64)
+    return ReferenceEpisode(
+        references=refs,
+        query_rows=query_rows,
+        query_writer=query_writer,
+        query_genuine=np.asarray(query_genuine, dtype=bool),
+        pair_first=np.concatenate([flat[upper_i], np.repeat(query_rows, references)]).astype(np.int64),
+        pair_second=np.concatenate([flat[upper_j], refs[query_writer].ravel()]).astype(np.int64),
+    )
+
+
+def episode_scores(distances: torch.Tensor, episode: ReferenceEpisode, neighbours: Sequence[int] = (1, 3, 5), cohort_share: float = 0.2) -> torch.Tensor:
+    """``cohort-multi-k``'s score (:func:`sigverify.methods.raw_scores`) of each episode query, from
+    the learned distances of ``episode.pair_first/pair_second`` (in that order), differentiably:
+    per k, the mean distance to the k nearest references over the square root of (the references'
+    mean distance to their k nearest fellow references) x (their mean distance to the nearest
+    ``cohort_share`` of the other writers' references); averaged over k, negated (higher = genuine)."""
+    writers, per_writer = episode.references.shape
+    n_refs = writers * per_writer
+    upper_i, upper_j = np.triu_indices(n_refs, k=1)
+    n_upper = len(upper_i)
+    among = distances.new_zeros(n_refs, n_refs)
+    among = among.index_put((torch.as_tensor(upper_i), torch.as_tensor(upper_j)), distances[:n_upper])
+    among = among + among.T
+    owner = torch.arange(writers).repeat_interleave(per_writer)
+    same = owner[:, None] == owner[None, :]
+    fellows = among[same & ~torch.eye(n_refs, dtype=torch.bool)].view(n_refs, per_writer - 1).sort(dim=1).values
+    others = among[~same].view(n_refs, n_refs - per_writer)
+    nearest = max(1, int(round(cohort_share * others.shape[1])))
+    to_cohort = others.topk(nearest, dim=1, largest=False).values.mean(dim=1).view(writers, per_writer).mean(dim=1)
+    to_refs = distances[n_upper:].view(-1, per_writer).sort(dim=1).values
+    wq = torch.as_tensor(episode.query_writer)
+    ratios = []
+    for k in neighbours:
+        spread = fellows[:, : min(k, per_writer - 1)].mean(dim=1).view(writers, per_writer).mean(dim=1)
+        scale = (spread * to_cohort).clamp_min(1e-12).sqrt()
+        ratios.append(to_refs[:, : min(k, per_writer)].mean(dim=1) / scale[wq])
+    return -torch.stack(ratios).mean(dim=0)
+
+
+def episode_loss(scores: torch.Tensor, genuine: np.ndarray) -> torch.Tensor:
+    """Pooled ranking loss over the batch: every genuine query's score against every skilled
+    forgery's, across writers (what one pooled threshold needs), ``softplus((forged - genuine) /
+    sigma)`` with sigma the batch's score spread (detached), so the term does not depend on the
+    statistic's units."""
+    mask = torch.as_tensor(genuine, device=scores.device)
+    positive, negative = scores[mask], scores[~mask]
+    if len(positive) == 0 or len(negative) == 0:
+        return scores.sum() * 0.0
+    sigma = scores.detach().std().clamp_min(1e-6)
+    return F.softplus((negative[None, :] - positive[:, None]) / sigma).mean()
 
 
 class PairDistance:
