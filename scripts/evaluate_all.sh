@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every figure quoted in MODEL_CARD.md and the issue notes, from the committed models and configs.
 # Long: about twelve hours on the 2-core CPU (most of it the 5-fold trainings: the from-scratch
-# runs of stops 20 and 32 about 2.2 h each, stop 34's stage 2 about 1.3 h). Outputs go to benchmarks/.
+# runs of stops 20 and 32 about 2.2 h each, stop 34's stage 2 about 1.3 h, stop 35's stage 3 about 50 min). Outputs go to benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/sigverify
@@ -70,6 +70,21 @@ done
 for tta in "" --tta; do
   .venv/bin/python scripts/check_learned_fusion_dev.py runs/cedar-5fold-s32/fold-{0,1,2,3,4}/stage-2/model.safetensors \
     --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta --json benchmarks/stop34-learned-fusion-fold-dev${tta:+-tta}.json
+done
+# Stop 35: a stage 3 on the s32 stage-1 and stage-2 networks, fine-tuned with the pooled multi-reference
+# term (configs/fold-episode.toml; about 10 min per fold), judged on the fold dev writers first.
+for k in 0 1 2 3 4; do
+  mkdir -p runs/cedar-5fold-s35-episode/fold-$k/stage-2
+  for f in model.safetensors best.safetensors config.json fold_split.json split.json log.json log.csv; do
+    [ -f runs/cedar-5fold-s35-episode/fold-$k/$f ] || cp runs/cedar-5fold-s32/fold-$k/$f runs/cedar-5fold-s35-episode/fold-$k/
+    [ -f runs/cedar-5fold-s35-episode/fold-$k/stage-2/$f ] || cp runs/cedar-5fold-s32/fold-$k/stage-2/$f runs/cedar-5fold-s35-episode/fold-$k/stage-2/
+  done
+  $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml configs/fold-episode.toml --folds 5 --fold $k \
+    --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/cedar-5fold-s35-episode
+done
+for tta in "" --tta; do
+  .venv/bin/python scripts/check_cohort_interp_dev.py runs/cedar-5fold-s35-episode/fold-{0,1,2,3,4}/stage-3/model.safetensors \
+    --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta --json benchmarks/stop35-episode-fold-dev${tta:+-tta}.json
 done
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.

@@ -197,29 +197,33 @@ def reference_episode(writer: np.ndarray, genuine: np.ndarray, *, rng: np.random
     )
 
 
-def episode_scores(distances: torch.Tensor, episode: ReferenceEpisode, neighbours: Sequence[int] = (1, 3, 5), cohort_share: float = 0.2) -> torch.Tensor:
+def episode_scores(distances: torch.Tensor, episode: ReferenceEpisode) -> torch.Tensor:
     """``cohort-multi-k``'s score (:func:`sigverify.methods.raw_scores`) of each episode query, from
     the learned distances of ``episode.pair_first/pair_second`` (in that order), differentiably:
     per k, the mean distance to the k nearest references over the square root of (the references'
     mean distance to their k nearest fellow references) x (their mean distance to the nearest
-    ``cohort_share`` of the other writers' references); averaged over k, negated (higher = genuine)."""
+    :data:`~sigverify.methods.COHORT_NEAREST_SHARE` of the other writers' references); averaged over
+    k, negated (higher = genuine)."""
+    from ..methods import COHORT_NEAREST_SHARE, MULTI_K_NEIGHBOURS
+
     writers, per_writer = episode.references.shape
     n_refs = writers * per_writer
     upper_i, upper_j = np.triu_indices(n_refs, k=1)
     n_upper = len(upper_i)
     among = distances.new_zeros(n_refs, n_refs)
-    among = among.index_put((torch.as_tensor(upper_i), torch.as_tensor(upper_j)), distances[:n_upper])
+    device = distances.device
+    among = among.index_put((torch.as_tensor(upper_i, device=device), torch.as_tensor(upper_j, device=device)), distances[:n_upper])
     among = among + among.T
-    owner = torch.arange(writers).repeat_interleave(per_writer)
+    owner = torch.arange(writers, device=device).repeat_interleave(per_writer)
     same = owner[:, None] == owner[None, :]
-    fellows = among[same & ~torch.eye(n_refs, dtype=torch.bool)].view(n_refs, per_writer - 1).sort(dim=1).values
+    fellows = among[same & ~torch.eye(n_refs, dtype=torch.bool, device=device)].view(n_refs, per_writer - 1).sort(dim=1).values
     others = among[~same].view(n_refs, n_refs - per_writer)
-    nearest = max(1, int(round(cohort_share * others.shape[1])))
+    nearest = max(1, int(round(COHORT_NEAREST_SHARE * others.shape[1])))
     to_cohort = others.topk(nearest, dim=1, largest=False).values.mean(dim=1).view(writers, per_writer).mean(dim=1)
     to_refs = distances[n_upper:].view(-1, per_writer).sort(dim=1).values
-    wq = torch.as_tensor(episode.query_writer)
+    wq = torch.as_tensor(episode.query_writer, device=device)
     ratios = []
-    for k in neighbours:
+    for k in MULTI_K_NEIGHBOURS:
         spread = fellows[:, : min(k, per_writer - 1)].mean(dim=1).view(writers, per_writer).mean(dim=1)
         scale = (spread * to_cohort).clamp_min(1e-12).sqrt()
         ratios.append(to_refs[:, : min(k, per_writer)].mean(dim=1) / scale[wq])
