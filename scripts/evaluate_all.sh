@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Every figure quoted in MODEL_CARD.md and the issue notes, from the committed models and configs.
 # Long: about twelve hours on the 2-core CPU (most of it the 5-fold trainings: the from-scratch
-# runs of stops 20 and 32 about 2.2 h each, stop 34's stage 2 about 1.3 h, stop 35's stage 3 about 50 min). Outputs go to benchmarks/.
+# runs of stops 20 and 32 about 2.2 h each, stop 34's stage 2 about 1.3 h, stop 35's two stage-3 runs about 40 min each). Outputs go to benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=.venv/bin/sigverify
+# Start runs folder $1 with the stop-32 fold models' stages named after it ("." stage 1, "stage-2"),
+# so that `evaluate --train` reuses them and only the later stages differ (a paired comparison).
+reuse_s32_stages() {
+  local runs=$1 k sub f
+  shift
+  for k in 0 1 2 3 4; do
+    for sub in "$@"; do
+      mkdir -p "$runs/fold-$k/$sub"
+      for f in model.safetensors best.safetensors config.json fold_split.json split.json log.json log.csv; do
+        [ -f "$runs/fold-$k/$sub/$f" ] || cp "runs/cedar-5fold-s32/fold-$k/$sub/$f" "$runs/fold-$k/$sub/"
+      done
+    done
+  done
+}
 mkdir -p benchmarks
 # Shipped verifier on the writers it never saw (CEDAR and SigComp2009 test writers).
 $S evaluate ../shared/data/cedar --refs 1 5 12 --draws 3 --json benchmarks/default-cedar.json --plots benchmarks/plots/default-cedar
@@ -53,11 +67,8 @@ $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-lo
 # Stop 34: stage 2 again on the same stage-1 networks with 4 genuine + 4 skilled forgeries per writer
 # (configs/fold-forged4-local-long.toml; about 15 min per fold), judged on the fold dev writers only
 # (it failed its bar, so its test folds were never scored).
+reuse_s32_stages runs/cedar-5fold-s34-f4 .
 for k in 0 1 2 3 4; do
-  mkdir -p runs/cedar-5fold-s34-f4/fold-$k
-  for f in model.safetensors best.safetensors config.json fold_split.json split.json log.json log.csv; do
-    [ -f runs/cedar-5fold-s34-f4/fold-$k/$f ] || cp runs/cedar-5fold-s32/fold-$k/$f runs/cedar-5fold-s34-f4/fold-$k/
-  done
   $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-forged4-local-long.toml --folds 5 --fold $k --train-only \
     --extra-train ../shared/data/sigcomp2009 --runs-dir runs/cedar-5fold-s34-f4
 done
@@ -73,18 +84,24 @@ for tta in "" --tta; do
 done
 # Stop 35: a stage 3 on the s32 stage-1 and stage-2 networks, fine-tuned with the pooled multi-reference
 # term (configs/fold-episode.toml; about 10 min per fold), judged on the fold dev writers first.
+reuse_s32_stages runs/cedar-5fold-s35-episode . stage-2
 for k in 0 1 2 3 4; do
-  mkdir -p runs/cedar-5fold-s35-episode/fold-$k/stage-2
-  for f in model.safetensors best.safetensors config.json fold_split.json split.json log.json log.csv; do
-    [ -f runs/cedar-5fold-s35-episode/fold-$k/$f ] || cp runs/cedar-5fold-s32/fold-$k/$f runs/cedar-5fold-s35-episode/fold-$k/
-    [ -f runs/cedar-5fold-s35-episode/fold-$k/stage-2/$f ] || cp runs/cedar-5fold-s32/fold-$k/stage-2/$f runs/cedar-5fold-s35-episode/fold-$k/stage-2/
-  done
   $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml configs/fold-episode.toml --folds 5 --fold $k \
     --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/cedar-5fold-s35-episode
 done
 for tta in "" --tta; do
   .venv/bin/python scripts/check_cohort_interp_dev.py runs/cedar-5fold-s35-episode/fold-{0,1,2,3,4}/stage-3/model.safetensors \
     --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta --json benchmarks/stop35-episode-fold-dev${tta:+-tta}.json
+done
+# Its control (a diagnostic): the same stage 3 with episode_weight = 0 (configs/fold-episode-control.toml).
+reuse_s32_stages runs/cedar-5fold-s35-control . stage-2
+for k in 0 1 2 3 4; do
+  $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long.toml configs/fold-episode-control.toml --folds 5 \
+    --fold $k --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/cedar-5fold-s35-control
+done
+for tta in "" --tta; do
+  .venv/bin/python scripts/check_cohort_interp_dev.py runs/cedar-5fold-s35-control/fold-{0,1,2,3,4}/stage-3/model.safetensors \
+    --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta --json benchmarks/stop35-control-fold-dev${tta:+-tta}.json
 done
 # Cross-dataset: trained on SigComp2009 only, tested on every CEDAR writer; and the CEDAR fold-0
 # model (trained on CEDAR only) tested on every SigComp2009 writer.
