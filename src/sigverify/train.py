@@ -634,7 +634,7 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             )
         skilled = f"{metrics['eer_skilled'] * 100:.2f}%" if "eer_skilled" in metrics else "n/a"
         log(f"epoch {epoch:3d}  loss {row['loss']:.4f}  dev EER skilled {skilled}  random {metrics.get('eer_random', float('nan')) * 100:.2f}%  "
-            f"AUC {metrics['auc']:.4f}  {row['images_per_second']:.0f} img/s{'  *best' if improved else ''}")
+            f"AUC {metrics['auc']:.4f}  {row['images_per_second']:.0f} img/s{('  *kept (last)' if config.selection == 'last' else '  *best') if improved else ''}")
         elapsed = elapsed_before + time.perf_counter() - started
         torch.save(
             {
