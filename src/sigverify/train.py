@@ -624,8 +624,8 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
             "dev_auc": metrics["auc"],
         }
         history.append(row)
-        improved = key < best or config.selection == "last"
-        if improved:
+        kept = key < best or config.selection == "last"
+        if kept:
             best = key
             save_model(
                 out / "best.safetensors",
@@ -633,8 +633,9 @@ def train(config: TrainConfig, *, resume: bool = False, log=print, progress: boo
                 {"name": config.name or out.name, "preprocess": cache.config.to_dict(), "dev_metrics": metrics, "epoch": epoch},
             )
         skilled = f"{metrics['eer_skilled'] * 100:.2f}%" if "eer_skilled" in metrics else "n/a"
+        marker = "  *kept (last)" if config.selection == "last" else "  *best"
         log(f"epoch {epoch:3d}  loss {row['loss']:.4f}  dev EER skilled {skilled}  random {metrics.get('eer_random', float('nan')) * 100:.2f}%  "
-            f"AUC {metrics['auc']:.4f}  {row['images_per_second']:.0f} img/s{('  *kept (last)' if config.selection == 'last' else '  *best') if improved else ''}")
+            f"AUC {metrics['auc']:.4f}  {row['images_per_second']:.0f} img/s{marker if kept else ''}")
         elapsed = elapsed_before + time.perf_counter() - started
         torch.save(
             {
