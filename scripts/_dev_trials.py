@@ -112,7 +112,7 @@ def multi_k_score(trial: TrialDistances, scale: np.ndarray, ks: tuple[int, ...] 
 def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDistances, int], dict[str, float]],
                        extra_json: Optional[dict[str, Any]] = None) -> None:
     """The command line of a check of candidates against ``cohort-multi-k`` on several fold models' dev
-    writers: ``MODEL... --data DATA... [--refs R...] [--tta] [--json OUT]``. ``candidate_eers(cache, dev,
+    writers: ``MODEL... --data DATA... [--refs R...] [--tta] [--json OUT] [--device D]``. ``candidate_eers(cache, dev,
     R)`` gives one model's ``{name: pooled dev EER}`` (``cohort-multi-k`` among the names); printed per
     model, then the mean over models and its difference from ``cohort-multi-k``; ``--json`` writes
     models, tta, per_model, mean and ``extra_json``."""
@@ -122,12 +122,14 @@ def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDis
     parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
     parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
     parser.add_argument("--json", help="write the EERs here")
+    parser.add_argument("--device", default="cpu", help='where the network runs ("cpu", "cuda")')
     args = parser.parse_args()
     torch.set_num_threads(2)
     datasets = read_datasets(args.data)
     per_model: dict[str, dict[str, dict[str, float]]] = {}
     for model in args.models:
         artifact = load_artifact(model)
+        artifact.network.to(args.device)  # the embedding and the learned distance run there
         cache = load_or_build(datasets, artifact.preprocess, log=None)
         started = time.time()
         dev = dev_distances(artifact, cache, tta=args.tta)
