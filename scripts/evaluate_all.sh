@@ -134,5 +134,12 @@ done
 #   .venv/bin/python scripts/check_multiref_variants_dev.py runs/s27-NAME/fold-K/stage-2/model.safetensors \
 #     ../shared/data/cedar ../shared/data/sigcomp2009 --tta --device cuda --json dev-NAME-K.json
 #   .venv/bin/python scripts/check_ensemble_dev.py S0 S1 S2 --data ../shared/data/cedar ../shared/data/sigcomp2009 --tta --device cuda
+# Stop 36 (benchmarks/stop36-wide-gpu-fold-dev.json; needs a CUDA GPU): full width without bf16, five
+# folds in parallel, then the fold dev check; the test folds are scored only if the check passes its bar
+# (it did not):
+#   $S evaluate ../shared/data/cedar --train configs/fold-wide.toml configs/fold-wide-local-long.toml --folds 5 --fold K \
+#     --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/s36-wide-s0 --device cuda --no-bf16
+#   .venv/bin/python scripts/check_cohort_interp_dev.py runs/s36-wide-s0/fold-{0,1,2,3,4}/stage-2/model.safetensors \
+#     --data ../shared/data/cedar ../shared/data/sigcomp2009 [--tta] --device cuda
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
