@@ -112,8 +112,9 @@ def multi_k_score(trial: TrialDistances, scale: np.ndarray, ks: tuple[int, ...] 
 def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDistances, int], dict[str, float]],
                        extra_json: Optional[dict[str, Any]] = None) -> None:
     """The command line of a check of candidates against ``cohort-multi-k`` on several fold models' dev
-    writers: ``MODEL... --data DATA... [--refs R...] [--tta] [--json OUT] [--device D]``. ``candidate_eers(cache, dev,
-    R)`` gives one model's ``{name: pooled dev EER}`` (``cohort-multi-k`` among the names); printed per
+    writers: ``MODEL... --data DATA... [--refs R...] [--tta] [--json OUT] [--device D]``.
+    ``candidate_eers(cache, dev, R)`` gives one model's ``{name: pooled dev EER}`` (``cohort-multi-k``
+    among the names); printed per
     model, then the mean over models and its difference from ``cohort-multi-k``; ``--json`` writes
     models, tta, per_model, mean and ``extra_json``."""
     parser = argparse.ArgumentParser(description=description)
