@@ -114,9 +114,8 @@ def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDis
     """The command line of a check of candidates against ``cohort-multi-k`` on several fold models' dev
     writers: ``MODEL... --data DATA... [--refs R...] [--tta] [--json OUT] [--device D]``.
     ``candidate_eers(cache, dev, R)`` gives one model's ``{name: pooled dev EER}`` (``cohort-multi-k``
-    among the names); printed per
-    model, then the mean over models and its difference from ``cohort-multi-k``; ``--json`` writes
-    models, tta, per_model, mean and ``extra_json``."""
+    among the names); printed per model, then the mean over models and its difference from
+    ``cohort-multi-k``; ``--json`` writes models, tta, per_model, mean and ``extra_json``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("models", nargs="+", help="fold models (each scored on its own dev writers)")
     parser.add_argument("--data", nargs="+", required=True, help="the datasets the models were trained on")
