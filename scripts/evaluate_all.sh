@@ -141,5 +141,11 @@ done
 #     --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/s36-wide-s0 --device cuda --no-bf16
 #   .venv/bin/python scripts/check_cohort_interp_dev.py runs/s36-wide-s0/fold-{0,1,2,3,4}/stage-2/model.safetensors \
 #     --data ../shared/data/cedar ../shared/data/sigcomp2009 [--tta] --device cuda
+# Stop 36 rule 2 (benchmarks/stop36-episode-stage2-gpu-fold-dev.json; needs a CUDA GPU): stage 2 with the
+# pooled term from the start, and its control, each on the s32 stage-1 files (failed; no test folds):
+#   reuse_s32_stages runs/s36-episode2 .   (and runs/s36-control2)
+#   $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long-episode.toml --folds 5 --fold K \
+#     --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/s36-episode2 --device cuda
+#   (control: configs/fold-local-long-gpu.toml into runs/s36-control2), then the same check on each stage-2 model.
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
