@@ -109,6 +109,21 @@ def multi_k_score(trial: TrialDistances, scale: np.ndarray, ks: tuple[int, ...] 
     return np.mean(scores, axis=0)
 
 
+def add_trial_options(parser: argparse.ArgumentParser, refs: tuple[int, ...] = (5, 12)) -> None:
+    """The options every dev check shares: ``--refs R... --tta --json OUT --device D``."""
+    parser.add_argument("--refs", type=int, nargs="+", default=list(refs))
+    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
+    parser.add_argument("--json", help="write the EERs here")
+    parser.add_argument("--device", default="cpu", help='where the networks run ("cpu", "cuda")')
+
+
+def load_on(path: str, device: str) -> ModelArtifact:
+    """A model whose network (the embedding and the learned distance) runs on ``device``."""
+    artifact = load_artifact(path)
+    artifact.network.to(device)
+    return artifact
+
+
 def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDistances, int], dict[str, float]],
                        extra_json: Optional[dict[str, Any]] = None) -> None:
     """The command line of a check of candidates against ``cohort-multi-k`` on several fold models' dev
@@ -119,17 +134,13 @@ def run_fold_dev_check(description: str, candidate_eers: Callable[[Cache, DevDis
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("models", nargs="+", help="fold models (each scored on its own dev writers)")
     parser.add_argument("--data", nargs="+", required=True, help="the datasets the models were trained on")
-    parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
-    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
-    parser.add_argument("--json", help="write the EERs here")
-    parser.add_argument("--device", default="cpu", help='where the network runs ("cpu", "cuda")')
+    add_trial_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(2)
     datasets = read_datasets(args.data)
     per_model: dict[str, dict[str, dict[str, float]]] = {}
     for model in args.models:
-        artifact = load_artifact(model)
-        artifact.network.to(args.device)  # the embedding and the learned distance run there
+        artifact = load_on(model, args.device)
         cache = load_or_build(datasets, artifact.preprocess, log=None)
         started = time.time()
         dev = dev_distances(artifact, cache, tta=args.tta)

@@ -20,9 +20,8 @@ import torch
 
 from sigverify.cache import load_or_build
 from sigverify.datasets import read_datasets
-from sigverify.models.artifact import load_artifact
 
-from _dev_trials import DevDistances, dev_distances, multi_k_score, pooled_dev_eers
+from _dev_trials import DevDistances, add_trial_options, dev_distances, load_on, multi_k_score, pooled_dev_eers
 
 
 def pooled_eer(cache, dev: DevDistances, n_refs: int) -> float:
@@ -34,10 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--data", nargs="+", required=True, help="the datasets the models were trained on")
-    parser.add_argument("--refs", type=int, nargs="+", default=[12, 5])
-    parser.add_argument("--tta", action="store_true")
-    parser.add_argument("--device", default="cpu", help='where the networks run ("cpu", "cuda")')
-    parser.add_argument("--json", help="write the EERs here")
+    add_trial_options(parser, refs=(12, 5))
     args = parser.parse_args()
     if len(args.models) < 2:
         parser.error("an ensemble needs at least two models")
@@ -45,8 +41,7 @@ def main() -> None:
     started = time.time()
     each, cache = [], None
     for path in args.models:
-        artifact = load_artifact(path)
-        artifact.network.to(args.device)
+        artifact = load_on(path, args.device)
         if cache is None:
             cache = load_or_build(read_datasets(args.data), artifact.preprocess, log=None)
         each.append(dev_distances(artifact, cache, tta=args.tta))

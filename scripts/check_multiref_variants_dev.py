@@ -22,9 +22,8 @@ import torch
 
 from sigverify.cache import load_or_build
 from sigverify.datasets import read_datasets
-from sigverify.models.artifact import load_artifact
 
-from _dev_trials import dev_distances, multi_k_score, pooled_dev_eers
+from _dev_trials import add_trial_options, dev_distances, load_on, multi_k_score, pooled_dev_eers
 
 
 def variant_scores(d3: np.ndarray, spread: float, loo: np.ndarray, query_scale: np.ndarray, reference_scale: float) -> dict[str, np.ndarray]:
@@ -45,14 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("data", nargs="+", help="the datasets the model was trained on (its dev and training writers)")
-    parser.add_argument("--refs", type=int, nargs="+", default=[5, 12])
-    parser.add_argument("--tta", action="store_true", help="test-time-augmented vectors (dev images and cohort)")
-    parser.add_argument("--json", help="write the EERs here")
-    parser.add_argument("--device", default="cpu", help='where the network runs ("cpu", "cuda")')
+    add_trial_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    artifact = load_artifact(args.model)
-    artifact.network.to(args.device)
+    artifact = load_on(args.model, args.device)
     cache = load_or_build(read_datasets(args.data), artifact.preprocess, log=None)
     started = time.time()
     dev = dev_distances(artifact, cache, tta=args.tta)
