@@ -24,6 +24,7 @@ class DevDistances(NamedTuple):
     scale: np.ndarray  # each signature's mean distance to its nearest COHORT_NEAREST_SHARE of the cohort
     cohort_size: int
     cohort_sorted: Optional[np.ndarray] = None  # each signature's distances to the whole cohort, ascending
+    to_cohort: Optional[np.ndarray] = None  # the same distances in cohort order (dev signatures x cohort)
 
 
 def dev_distances(artifact: ModelArtifact, cache: Cache, *, tta: bool = False) -> DevDistances:
@@ -45,8 +46,9 @@ def dev_distances(artifact: ModelArtifact, cache: Cache, *, tta: bool = False) -
         members = np.flatnonzero(dev_keys == writer)
         within[np.ix_(members, members)] = comparator.matrix(vectors[members], vectors[members])
     nearest = max(1, int(round(COHORT_NEAREST_SHARE * len(cohort))))
-    cohort_sorted = np.sort(comparator.matrix(vectors, cohort), axis=1)
-    return DevDistances(dev_idx, within, cohort_sorted[:, :nearest].mean(axis=1), len(cohort_idx), cohort_sorted)
+    to_cohort = comparator.matrix(vectors, cohort)
+    cohort_sorted = np.sort(to_cohort, axis=1)
+    return DevDistances(dev_idx, within, cohort_sorted[:, :nearest].mean(axis=1), len(cohort_idx), cohort_sorted, to_cohort)
 
 
 def cohort_scale(dev: DevDistances, share: float) -> np.ndarray:

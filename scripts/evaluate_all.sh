@@ -147,5 +147,11 @@ done
 #   $S evaluate ../shared/data/cedar --train configs/fold.toml configs/fold-local-long-episode.toml --folds 5 --fold K \
 #     --train-only --extra-train ../shared/data/sigcomp2009 --runs-dir runs/s36-episode2 --device cuda
 #   (control: configs/fold-local-long-gpu.toml into runs/s36-control2), then the same check on each stage-2 model.
+# Stop 37 (benchmarks/stop37-asnorm-fold-dev.json): AS-norm and reference trimming against cohort-multi-k
+# on the s32 fold models' dev writers (failed its bar; no test folds).
+for tta in "" --tta; do
+  .venv/bin/python scripts/check_asnorm_dev.py runs/cedar-5fold-s32/fold-{0,1,2,3,4}/stage-2/model.safetensors \
+    --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta
+done
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
