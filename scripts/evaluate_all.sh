@@ -153,5 +153,25 @@ for tta in "" --tta; do
   .venv/bin/python scripts/check_asnorm_dev.py runs/cedar-5fold-s32/fold-{0,1,2,3,4}/stage-2/model.safetensors \
     --data ../shared/data/cedar ../shared/data/sigcomp2009 $tta
 done
+.venv/bin/python scripts/canvas_scale.py ../shared/data/cedar ../shared/data/sigcomp2009
+# Stop 37 screen (benchmarks/stop37-tobacco-writers-screen.json): stage 1 of the shipped recipe, seeds 0-2,
+# on the shipped split with and without Tobacco-800's signers added to training (screened out).
+rm -rf runs/tobacco-writers
+.venv/bin/python scripts/export_tobacco_writers.py ../shared/data/tobacco800_signatures runs/tobacco-writers
+.venv/bin/python - <<'PY'
+import json
+split = json.load(open("src/sigverify/weights/default.json"))["training"]["split"]
+json.dump(split, open("runs/s37-split-without.json", "w"))
+from sigverify.datasets import read_dataset
+split["train"] += [r.writer_key for r in read_dataset("runs/tobacco-writers").records]
+split["train"] = list(dict.fromkeys(split["train"]))
+json.dump(split, open("runs/s37-split-with.json", "w"))
+PY
+for seed in 0 1 2; do
+  $S train ../shared/data/cedar ../shared/data/sigcomp2009 --config configs/default.toml --split-file runs/s37-split-without.json \
+    --seed $seed --out runs/s37-screen-without-s$seed
+  $S train ../shared/data/cedar ../shared/data/sigcomp2009 runs/tobacco-writers --config configs/default.toml \
+    --split-file runs/s37-split-with.json --seed $seed --out runs/s37-screen-with-s$seed
+done
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
