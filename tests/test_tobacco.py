@@ -69,3 +69,50 @@ def test_inspect_pages_cli(tobacco_root, capsys):
     assert main(["data", "inspect", str(tobacco_root)]) == 0
     out = capsys.readouterr().out
     assert "839: 500 with a signature, 339 without" in out and "598 signatures" in out
+
+
+def _tobacco_page(root: Path, stem: str, zones: list[tuple[str, int]], seed: int) -> None:
+    """A 1-bit page ``root/train/<stem>.tif`` with one scribble per zone (author, column) and its GEDI XML."""
+    import numpy as np
+    from PIL import Image
+
+    from helpers import scribble
+
+    page = np.full((400, 600), 255, dtype=np.uint8)
+    rows = []
+    for k, (author, col) in enumerate(zones):
+        page[200:320, col : col + 260] = scribble(seed + k)
+        rows.append(f'<DL_ZONE gedi_type="DLSignature" col="{col}" row="200" width="260" height="120" Overlapped="No" AuthorID="{author}"> </DL_ZONE>')
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    (root / "train_xml").mkdir(exist_ok=True)
+    Image.fromarray(np.where(page < 128, 0, 255).astype(np.uint8)).convert("1").save(root / "train" / f"{stem}.tif", compression="group4")
+    (root / "train_xml" / f"{stem}.xml").write_text(
+        XML.replace("abc12d00_2.tif", f"{stem}.tif").split("<DL_ZONE")[0] + "\n".join(rows) + "\n  </DL_PAGE>\n </DL_DOCUMENT>\n</GEDI>")
+
+
+def test_export_tobacco_writers(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from sigverify.datasets import read_dataset
+
+    source = tmp_path / "tobacco"
+    _tobacco_page(source, "aaa00a00_1", [("Smith, J.", 20)], seed=1)
+    _tobacco_page(source, "bbb00b00_1", [("Smith, J.", 300), ("Jones, K.", 20)], seed=2)
+    # a byte-identical scan of the first page under another name: its crop is written once
+    shutil.copy(source / "train" / "aaa00a00_1.tif", source / "train" / "aaa00a00-page2_1.tif")
+    shutil.copy(source / "train_xml" / "aaa00a00_1.xml", source / "train_xml" / "aaa00a00-page2_1.xml")
+    out = tmp_path / "writers"
+    script = REPO / "scripts" / "export_tobacco_writers.py"
+    done = subprocess.run([sys.executable, str(script), str(source), str(out), "--cleaner", "none"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "2 signatures of 1 writers" in done.stdout
+    dataset = read_dataset(out)
+    assert dataset.layout == "generic" and dataset.writers() == ["writers/Smith_J"]  # Jones has one signature: left out
+    assert {r.label for r in dataset.records} == {"genuine"} and len(dataset.records) == 2
+    assert json.loads((out / "export.json").read_text())["writers"] == 1
+    again = subprocess.run([sys.executable, str(script), str(source), str(out), "--cleaner", "none"], capture_output=True, text=True)
+    assert again.returncode != 0 and "exists" in again.stderr
