@@ -173,5 +173,9 @@ for seed in 0 1 2; do
   $S train ../shared/data/cedar ../shared/data/sigcomp2009 runs/tobacco-writers --config configs/default.toml \
     --split-file runs/s37-split-with.json --seed $seed --out runs/s37-screen-with-s$seed
 done
+# Stop 37 screen 3 (benchmarks/stop37-canvas192-screen.json): the same stage 1 on a 192 x 282 canvas.
+for seed in 0 1 2; do
+  $S train --config configs/default-canvas192.toml --split-file runs/s37-split-without.json --seed $seed --out runs/s37-canvas192-s$seed
+done
 # Speed.
 .venv/bin/python scripts/benchmark_models.py --out benchmarks/models-speed.json
