@@ -24,6 +24,7 @@ import numpy as np
 
 from sigverify.cleaning import clean
 from sigverify.datasets.tobacco import read_tobacco800
+from sigverify.errors import DatasetError
 from sigverify.imageio import load_gray
 
 MARGIN = 0.05  # as cleaning.evaluate.tobacco_crops
@@ -67,7 +68,10 @@ def main() -> None:
     if out.exists():
         raise SystemExit(f"{out} exists; give a new folder")
     started = time.time()
-    by_author = {a: crops for a, crops in signed_crops(args.tobacco).items() if len(crops) >= args.min_per_writer}
+    try:
+        by_author = {a: crops for a, crops in signed_crops(args.tobacco).items() if len(crops) >= args.min_per_writer}
+    except DatasetError as error:
+        raise SystemExit(str(error)) from None
     if not by_author:
         raise SystemExit(f"no author with {args.min_per_writer} or more signatures in {args.tobacco}")
     for author, crops in sorted(by_author.items()):

@@ -116,3 +116,5 @@ def test_export_tobacco_writers(tmp_path):
     assert json.loads((out / "export.json").read_text())["writers"] == 1
     again = subprocess.run([sys.executable, str(script), str(source), str(out), "--cleaner", "none"], capture_output=True, text=True)
     assert again.returncode != 0 and "exists" in again.stderr
+    not_tobacco = subprocess.run([sys.executable, str(script), str(tmp_path / "writers"), str(tmp_path / "other"), "--cleaner", "none"], capture_output=True, text=True)
+    assert not_tobacco.returncode != 0 and "train/ and train_xml/" in not_tobacco.stderr and "Traceback" not in not_tobacco.stderr
