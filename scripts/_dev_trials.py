@@ -91,11 +91,15 @@ def pooled_dev_eers(cache: Cache, dev: DevDistances, n_refs: int, score_trial: C
 
 def trial_distances(trial: Trial, within: np.ndarray) -> TrialDistances:
     keep = trial.kinds != "random"
-    refs, queries = trial.references, trial.queries[keep]
+    return distances_for(trial.labels[keep], trial.references, trial.queries[keep], within)
+
+
+def distances_for(labels: np.ndarray, refs: np.ndarray, queries: np.ndarray, within: np.ndarray) -> TrialDistances:
+    """The :class:`TrialDistances` of ``queries`` (rows of ``within``, with their ``labels``) against ``refs``."""
     among = within[np.ix_(refs, refs)].copy()
     spread = float(among[np.triu_indices(len(refs), 1)].mean())
     np.fill_diagonal(among, np.inf)
-    return TrialDistances(trial.labels[keep], refs, queries, np.sort(within[np.ix_(queries, refs)], axis=1), np.sort(among, axis=1), spread)
+    return TrialDistances(labels, refs, queries, np.sort(within[np.ix_(queries, refs)], axis=1), np.sort(among, axis=1), spread)
 
 
 def multi_k_score(trial: TrialDistances, scale: np.ndarray, ks: tuple[int, ...] = (1, 3, 5)) -> np.ndarray:

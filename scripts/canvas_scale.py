@@ -23,6 +23,8 @@ def resize_factor(path: str, config: PreprocessConfig) -> float:
     if gray is None:
         raise SystemExit(f"{path}: not a readable image")
     mask, _ = ink_mask(gray, config)
+    if not mask.any():
+        raise SystemExit(f"{path}: no ink found")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return canvas_placement(crop.shape, crop.astype(np.float64), config)[2]

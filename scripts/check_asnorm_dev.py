@@ -26,24 +26,23 @@ import numpy as np
 from sigverify.cache import Cache
 from sigverify.methods import COHORT_NEAREST_SHARE, MULTI_K_NEIGHBOURS
 
-from _dev_trials import DevDistances, TrialDistances, multi_k_score, pooled_dev_eers, run_fold_dev_check
+from _dev_trials import DevDistances, TrialDistances, distances_for, multi_k_score, pooled_dev_eers, run_fold_dev_check
 
 
-def _nearest_stats(distances: np.ndarray, nearest: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std, along the last axis, of the ``nearest`` smallest values."""
-    part = np.sort(distances, axis=-1)[..., :nearest]
-    return part.mean(axis=-1), part.std(axis=-1) + 1e-6
+def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (floored above 0) along the last axis."""
+    return values.mean(axis=-1), values.std(axis=-1) + 1e-6
 
 
 def as_norm_scores(trial: TrialDistances, dev: DevDistances) -> dict[str, np.ndarray]:
     """``as-norm`` and ``as-norm-e`` raw scores (higher = more likely genuine) for a trial's queries."""
     nearest = max(1, int(round(COHORT_NEAREST_SHARE * dev.cohort_size)))
     cohort_to_refs = np.sort(dev.to_cohort[trial.references], axis=0)  # R x C, ascending per cohort signature
-    mu_q, sd_q = _nearest_stats(dev.to_cohort[trial.queries], nearest)
+    mu_q, sd_q = _mean_std(dev.cohort_sorted[trial.queries, :nearest])
     both, enrollment = [], []
     for k in MULTI_K_NEIGHBOURS:
         d_k = trial.to_refs[:, :k].mean(axis=1)
-        mu_e, sd_e = _nearest_stats(cohort_to_refs[:k].mean(axis=0), nearest)
+        mu_e, sd_e = _mean_std(np.sort(cohort_to_refs[:k].mean(axis=0))[:nearest])
         z_e = (d_k - mu_e) / sd_e
         enrollment.append(z_e)
         both.append(0.5 * (z_e + (d_k - mu_q) / sd_q))
@@ -56,11 +55,7 @@ def trimmed(trial: TrialDistances, dev: DevDistances) -> TrialDistances:
     among = dev.within[np.ix_(refs, refs)]
     mean_to_others = (among.sum(axis=1) - np.diag(among)) / (len(refs) - 1)
     kept = refs[np.sort(np.argsort(mean_to_others, kind="stable")[: len(refs) - len(refs) // 6])]
-    kept_among = dev.within[np.ix_(kept, kept)].copy()
-    spread = float(kept_among[np.triu_indices(len(kept), 1)].mean())
-    np.fill_diagonal(kept_among, np.inf)
-    to_refs = np.sort(dev.within[np.ix_(trial.queries, kept)], axis=1)
-    return TrialDistances(trial.labels, kept, trial.queries, to_refs, np.sort(kept_among, axis=1), spread)
+    return distances_for(trial.labels, kept, trial.queries, dev.within)
 
 
 def candidate_eers(cache: Cache, dev: DevDistances, n_refs: int) -> dict[str, float]:

@@ -45,10 +45,7 @@ def signed_crops(root: str) -> dict[str, list[tuple[str, np.ndarray]]]:
             continue
         gray = load_gray(page.path)
         for k, box in enumerate(boxes):
-            pad_x, pad_y = MARGIN * box.width, MARGIN * box.height
-            x0, y0 = int(max(0, box.x0 - pad_x)), int(max(0, box.y0 - pad_y))
-            x1, y1 = int(min(page.width, box.x1 + pad_x)), int(min(page.height, box.y1 + pad_y))
-            crop = np.ascontiguousarray(gray[y0:y1, x0:x1])
+            crop = box.crop(gray, MARGIN)
             digest = hashlib.sha256(np.asarray(crop.shape).tobytes() + crop.tobytes()).hexdigest()
             if digest in seen:
                 continue

@@ -216,10 +216,7 @@ def tobacco_crops(root: str, margin: float = 0.05, *, overlapped: bool = True) -
             continue
         gray = load_gray(page.path)
         for box in boxes:
-            pad_x, pad_y = margin * box.width, margin * box.height
-            x0, y0 = int(max(0, box.x0 - pad_x)), int(max(0, box.y0 - pad_y))
-            x1, y1 = int(min(page.width, box.x1 + pad_x)), int(min(page.height, box.y1 + pad_y))
-            crops.append((gray[y0:y1, x0:x1].copy(), box.author.strip()))
+            crops.append((box.crop(gray, margin), box.author.strip()))
     return crops
 
 

@@ -55,6 +55,14 @@ class Box:
     def as_list(self) -> list[float]:
         return [self.x0, self.y0, self.x1, self.y1]
 
+    def crop(self, page: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """The box cut from ``page`` (``H x W``), widened by ``margin`` x its width and height on each
+        side and clipped to the page."""
+        pad_x, pad_y = margin * self.width, margin * self.height
+        x0, y0 = int(max(0, self.x0 - pad_x)), int(max(0, self.y0 - pad_y))
+        x1, y1 = int(min(page.shape[1], self.x1 + pad_x)), int(min(page.shape[0], self.y1 + pad_y))
+        return np.ascontiguousarray(page[y0:y1, x0:x1])
+
 
 @dataclass
 class Page:
